@@ -1,0 +1,33 @@
+"""dipkit: measure and control the spectral bias of the Deep Image Prior.
+
+A small PyTorch library for the paper "On Measuring and Controlling the Spectral Bias of the
+Deep Image Prior" (Shi, Mettes, Maji, Snoek; IJCV 2022).
+
+Modules
+-------
+images        load, save, convert, pad and sample images as (N, C, H, W) float32 tensors in [0, 1]
+degradations  Gaussian noise, JPEG, inpainting masks: observations and their forward operators
+layers        Lipschitz-controlled convolution, mean-only norm, Gaussian upsampler
+models        the paper's decoder, the original DIP hourglass, a ConvNet without upsampling
+spectral      the frequency-band correspondence (FBC) metric and radial spectra
+sharpness     blurriness, sharpness and their ratio (the paper's stopping signal)
+stopping      the paper's ratio rule, ES-WMV, a patience rule
+fit           the fitting loop, returning a Run with outputs and a history
+presets       the paper's settings per task and the quick/full run profiles
+metrics       PSNR and SSIM in the paper's conventions
+"""
+
+from . import degradations, images, layers, metrics, models, presets, sharpness, spectral, stopping
+from .errors import DipkitError, DivergenceError, ImageError, ShapeError
+from .fit import History, Run, fit
+from .models import convnet, decoder, hourglass
+from .presets import get_profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
+    "DipkitError", "DivergenceError", "ImageError", "ShapeError",
+    "images", "degradations", "layers", "models", "spectral", "sharpness", "stopping", "presets",
+    "metrics",
+]

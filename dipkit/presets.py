@@ -1,0 +1,176 @@
+"""Settings: the paper's per task, the original DIP's, and the quick/full run profiles.
+
+A **profile** says how big a run is (image size, network width, number of steps); a **task
+preset** says how the paper (or the original DIP) fits a task (λ, learning rate, upsampler,
+stopping, backtracking). The chapters combine the two, so one code path serves a CPU check in
+CI (``quick``) and the paper's scale on a GPU (``full``).
+
+Examples
+--------
+>>> import dipkit
+>>> prof = dipkit.presets.get_profile("quick")
+>>> preset = dipkit.presets.PAPER["denoise"]
+>>> model = preset.model(out_channels=3, profile=prof)
+>>> kwargs = preset.fit_kwargs(prof)   # steps, lr, backtrack, stop, probe_every
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
+
+import torch
+
+from .errors import DipkitError
+from .models import DIPNetwork, decoder, hourglass
+
+__all__ = ["Profile", "PROFILES", "get_profile", "TaskPreset", "PAPER", "ORIGINAL_DIP", "TASKS"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is.
+
+    Attributes
+    ----------
+    name : str
+        ``'quick'`` or ``'full'``.
+    image_size : int or None
+        Side (pixels) of the square sample images; None keeps the images' own size.
+    channels : int
+        Width of the decoder's conv layers (paper: 128).
+    depth : int
+        Up-blocks of the decoder (paper: 5).
+    steps : int
+        Optimizer steps of a run (paper: 10 000).
+    probe_every : int
+        Steps between probes (paper's code: 1).
+    seeds : int
+        Seeds to average over where a chapter reports mean ± std.
+    """
+
+    name: str
+    image_size: Optional[int]
+    channels: int
+    depth: int
+    steps: int
+    probe_every: int
+    seeds: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    # CPU: small images and a narrow network; the findings of PROTOCOL §10 appear at this size.
+    "quick": Profile("quick", image_size=128, channels=32, depth=5, steps=3000, probe_every=10, seeds=3),
+    # GPU: the paper's scale.
+    "full": Profile("full", image_size=512, channels=128, depth=5, steps=10000, probe_every=1, seeds=5),
+}
+
+
+def get_profile(name: Optional[str] = None) -> Profile:
+    """The run profile: ``name``, else ``$DIPKIT_PROFILE``, else ``full`` on CUDA and ``quick`` otherwise."""
+    name = name or os.environ.get("DIPKIT_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+    if name not in PROFILES:
+        raise DipkitError(f"unknown profile {name!r} (from DIPKIT_PROFILE or the argument): "
+                          f"choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+TASKS = ("denoise", "deblock", "inpaint", "enhance")
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """How a task is fitted (PROTOCOL §6 for the paper, §7 for the original DIP).
+
+    Attributes
+    ----------
+    task : str
+        ``'denoise'``, ``'deblock'``, ``'inpaint'`` or ``'enhance'``.
+    network : str
+        ``'decoder'`` (the paper) or ``'hourglass'`` (the original DIP).
+    lipschitz : float or None
+        λ of the decoder's 3×3 convolutions.
+    lr : float
+        Adam's learning rate.
+    steps : int
+        Optimizer steps at the paper's scale.
+    upsample : str
+        Upsampler of the network.
+    backtrack : bool
+        Restore the parameters when PSNR(f, y) drops by more than 5 dB.
+    stop : str
+        Stopping rule (``'paper'``: the blurriness/sharpness ratio rule; ``'none'``).
+    input_noise : float
+        Std of the perturbation of the input code at each step.
+    ema : float or None
+        Exponential moving average of the outputs.
+    sigma : float
+        Noise level (denoising), in [0, 1] intensity units.
+    quality : int
+        JPEG quality (deblocking).
+    p_known : float
+        Fraction of known pixels (inpainting).
+    """
+
+    task: str
+    network: str = "decoder"
+    lipschitz: Optional[float] = 1.4
+    lr: float = 1e-3
+    steps: int = 10000
+    upsample: str = "bilinear"
+    backtrack: bool = True
+    stop: str = "paper"
+    input_noise: float = 0.0
+    ema: Optional[float] = None
+    sigma: float = 25 / 255
+    quality: int = 10
+    p_known: float = 0.5
+
+    def model(self, out_channels: int = 3, profile: Optional[Profile] = None, *, seed: int = 0,
+              **overrides) -> DIPNetwork:
+        """The network of this preset at the profile's width and depth (overrides win)."""
+        profile = profile or get_profile()
+        if self.network == "hourglass":
+            kwargs = dict(out_channels=out_channels, channels=profile.channels, depth=profile.depth,
+                          upsample=self.upsample, seed=seed)
+            return hourglass(**{**kwargs, **overrides})
+        kwargs = dict(out_channels=out_channels, channels=profile.channels, depth=profile.depth,
+                      upsample=self.upsample, lipschitz=self.lipschitz, seed=seed)
+        return decoder(**{**kwargs, **overrides})
+
+    def fit_kwargs(self, profile: Optional[Profile] = None, **overrides) -> dict:
+        """Keyword arguments of :func:`dipkit.fit`: the preset's, with the profile's steps.
+
+        The quick profile caps the steps at its own budget; the full profile runs the preset's.
+        """
+        profile = profile or get_profile()
+        steps = self.steps if profile.name == "full" else min(self.steps, profile.steps)
+        kwargs = dict(steps=steps, lr=self.lr, backtrack=self.backtrack, stop=self.stop,
+                      probe_every=profile.probe_every, input_noise=self.input_noise, ema=self.ema)
+        kwargs.update(overrides)
+        return kwargs
+
+    def with_(self, **changes) -> "TaskPreset":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+#: The paper's settings per task (PROTOCOL §6).
+PAPER = {
+    "denoise": TaskPreset("denoise", lipschitz=1.4),
+    "deblock": TaskPreset("deblock", lipschitz=1.4),
+    "inpaint": TaskPreset("inpaint", lipschitz=1.6, backtrack=False),
+    "enhance": TaskPreset("enhance", lipschitz=1.0, steps=100, backtrack=False, stop="none"),
+}
+
+#: The original Deep Image Prior protocol (PROTOCOL §7), the baseline the paper improves on.
+ORIGINAL_DIP = {
+    "denoise": TaskPreset("denoise", network="hourglass", lipschitz=None, lr=1e-2, steps=3000,
+                          backtrack=True, stop="none", input_noise=1 / 30, ema=0.99),
+    "inpaint": TaskPreset("inpaint", network="hourglass", lipschitz=None, lr=1e-3, steps=11000,
+                          backtrack=False, stop="none", input_noise=0.03),
+}

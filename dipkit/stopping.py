@@ -1,0 +1,258 @@
+"""Stopping rules: when to end a DIP fit without knowing the clean image.
+
+Every rule has one small interface, fed by :func:`dipkit.fit` at each probe (every
+``probe_every`` steps):
+
+``reset()``
+    Forget everything (called at the start of a fit).
+``update(step, output, readings) -> bool``
+    ``step`` is the 1-based optimizer step, ``output`` the network output (1, C, H, W) on the
+    device, ``readings`` the probe values of this step (0-d tensors: ``'ratio'``, ``'loss'``,
+    ``'psnr'`` when a clean image is known, ...). Returns True to stop.
+``selected_step``
+    The step whose output the rule recommends (the stop step for most rules; the
+    minimum-variance step for ES-WMV). :func:`dipkit.fit` keeps that output.
+
+References
+----------
+Shi et al., IJCV 2022, section 4.3 (the blurriness/sharpness ratio rule).
+Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023 (ES-WMV).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Optional
+
+import torch
+
+from .errors import DipkitError
+
+__all__ = ["StoppingRule", "RatioRule", "ESWMV", "Patience", "make_rule"]
+
+
+def _positive_int(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DipkitError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class StoppingRule:
+    """Base class of the stopping rules (see the module docstring for the interface)."""
+
+    #: readings the rule needs from the probes ('ratio' needs the blur/sharpness probe).
+    needs: tuple = ()
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.selected_step: Optional[int] = None
+        self.stopped_at: Optional[int] = None
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def _stop(self, step: int, selected: Optional[int] = None) -> bool:
+        self.stopped_at = step
+        self.selected_step = step if selected is None else selected
+        return True
+
+
+class RatioRule(StoppingRule):
+    """The paper's rule: stop when the blurriness/sharpness ratio ρ stops changing.
+
+    Once more than ``2n`` steps have passed, stop at step t when
+    ``|mean(ρ over (t−2n, t−n]) − mean(ρ over (t−n, t])| < eps``.
+
+    Parameters
+    ----------
+    n : int
+        Window length in optimizer steps (paper: 100). With probes every k steps each window
+        holds n/k readings, so ``n`` must be a multiple of ``probe_every``.
+    eps : float
+        Threshold on the difference of the window means (paper: 0.01).
+    faithful : bool
+        The paper's code takes the newer window one reading short (n and n−1 readings);
+        ``True`` (default) reproduces that, ``False`` uses equal windows.
+
+    Notes
+    -----
+    The readings are kept in a deque of at most 2n/k values; the check costs O(n/k) per
+    probe. It needs the ``'ratio'`` reading, so the fit must compute the ratio probe.
+    """
+
+    needs = ("ratio",)
+
+    def __init__(self, n: int = 100, eps: float = 0.01, *, faithful: bool = True, probe_every: int = 1):
+        self.n = _positive_int("n", n)
+        self.eps = float(eps)
+        self.faithful = bool(faithful)
+        self.probe_every = _positive_int("probe_every", probe_every)
+        if n % probe_every:
+            raise DipkitError(f"the ratio rule's window n={n} must be a multiple of probe_every={probe_every}")
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        w = self.n // self.probe_every
+        self._window = w
+        self._values: deque = deque(maxlen=2 * w)
+        self._last_step = 0
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
+        if step % self.probe_every:
+            return False
+        self._values.append(float(readings["ratio"]))
+        self._last_step = step
+        w = self._window
+        if step <= 2 * self.n or len(self._values) < 2 * w:
+            return False
+        values = list(self._values)
+        older = values[:w]
+        newer = values[w + 1:] if self.faithful and w > 1 else values[w:]
+        if abs(sum(older) / len(older) - sum(newer) / len(newer)) < self.eps:
+            return self._stop(step)
+        return False
+
+    def __repr__(self) -> str:
+        return f"RatioRule(n={self.n}, eps={self.eps}, faithful={self.faithful}, probe_every={self.probe_every})"
+
+
+class ESWMV(StoppingRule):
+    """ES-WMV: early stopping by the windowed moving variance of the outputs (Wang et al.).
+
+    ``VAR_t = (1/W) Σ_{w<W} mean((x_{t−w} − x̄_t)²)`` over the last W outputs (one per probe),
+    ``x̄_t`` their mean. Stop when ``VAR`` has not reached a new minimum for ``patience``
+    probes; the selected output is the one at the minimum.
+
+    Parameters
+    ----------
+    window : int
+        W, the number of outputs in the window (paper of ES-WMV: 100 for denoising).
+    patience : int
+        P, probes without a new minimum before stopping (ES-WMV: 1000 for denoising).
+
+    Notes
+    -----
+    The window lives in one preallocated ring buffer on the device, with running sums of the
+    outputs and of their squared norms, so each update costs O(pixels), not O(W · pixels).
+    Sums are kept in float64 where the device supports it.
+    """
+
+    def __init__(self, window: int = 100, patience: int = 1000):
+        self.window = _positive_int("window", window)
+        self.patience = _positive_int("patience", patience)
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self._buffer = None
+        self._count = 0
+        self.best_variance = math.inf
+        self.variances: list = []
+
+    def _start(self, output: torch.Tensor) -> None:
+        acc = torch.float32 if output.device.type == "mps" else torch.float64
+        self._buffer = torch.zeros((self.window,) + tuple(output.shape), dtype=acc, device=output.device)
+        self._sum = torch.zeros(output.shape, dtype=acc, device=output.device)
+        self._sq = torch.zeros((), dtype=acc, device=output.device)
+
+    def push(self, output: torch.Tensor) -> Optional[torch.Tensor]:
+        """Add one output to the window; return VAR (0-d tensor) once the window is full."""
+        if self._buffer is None:
+            self._start(output)
+        x = output.detach().to(self._buffer.dtype)
+        slot = self._count % self.window
+        if self._count >= self.window:
+            old = self._buffer[slot]
+            self._sum -= old
+            self._sq -= (old * old).sum()
+        self._buffer[slot] = x
+        self._sum += x
+        self._sq += (x * x).sum()
+        self._count += 1
+        if self._count < self.window:
+            return None
+        n_pix = x.numel()
+        mean = self._sum / self.window
+        return (self._sq / self.window - (mean * mean).sum()) / n_pix
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
+        var = self.push(output)
+        if var is None:
+            return False
+        v = float(var)
+        self.variances.append((step, v))
+        if v < self.best_variance:
+            self.best_variance = v
+            self.selected_step = step
+            self._since_best = 0
+            return False
+        self._since_best += 1
+        if self._since_best >= self.patience:
+            return self._stop(step, self.selected_step)
+        return False
+
+    def __repr__(self) -> str:
+        return f"ESWMV(window={self.window}, patience={self.patience})"
+
+
+class Patience(StoppingRule):
+    """Stop when a reading has not improved for ``patience`` probes.
+
+    Parameters
+    ----------
+    key : str
+        The reading to watch: ``'loss'``, ``'ratio'``, ``'psnr'`` (needs a clean image; an
+        oracle, for studies only), ``'psnr_observation'``.
+    mode : {'min', 'max'}
+        Whether smaller or larger is better.
+    patience : int
+        Probes without improvement (by more than ``min_delta``) before stopping.
+    """
+
+    def __init__(self, key: str = "loss", mode: str = "min", patience: int = 10, min_delta: float = 0.0):
+        if mode not in ("min", "max"):
+            raise DipkitError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.key, self.mode = key, mode
+        self.patience = _positive_int("patience", patience)
+        self.min_delta = float(min_delta)
+        self.needs = (key,)
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self._best = math.inf
+        self._waited = 0
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
+        if self.key not in readings:
+            raise DipkitError(f"the patience rule watches {self.key!r}, which this fit does not "
+                              f"measure (it has {sorted(readings)}); give clean= for 'psnr'")
+        value = float(readings[self.key])
+        value = value if self.mode == "min" else -value
+        if value < self._best - self.min_delta:
+            self._best, self._waited, self.selected_step = value, 0, step
+            return False
+        self._waited += 1
+        if self._waited >= self.patience:
+            return self._stop(step, self.selected_step)
+        return False
+
+    def __repr__(self) -> str:
+        return f"Patience(key={self.key!r}, mode={self.mode!r}, patience={self.patience})"
+
+
+def make_rule(name: Optional[str], probe_every: int = 1, **kwargs) -> Optional[StoppingRule]:
+    """A rule by name: ``'paper'``/``'ratio'``, ``'eswmv'``, ``'patience'``, or None/``'none'``."""
+    if name is None or name == "none":
+        return None
+    if name in ("paper", "ratio"):
+        return RatioRule(probe_every=probe_every, **kwargs)
+    if name == "eswmv":
+        return ESWMV(**kwargs)
+    if name == "patience":
+        return Patience(**kwargs)
+    raise DipkitError(f"unknown stopping rule {name!r}: choose 'paper', 'eswmv', 'patience' or 'none'")

@@ -1,0 +1,131 @@
+"""Lipschitz-controlled convolution, mean-only norm and the Gaussian upsampler."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.utils import parametrize
+
+from dipkit.errors import DipkitError
+from dipkit.layers import (GaussianUpsample, LipschitzClamp, LipschitzConv2d, MeanOnlyNorm,
+                           clamp_spectral_norm, gaussian_kernel, spectral_norm)
+
+
+def test_spectral_norm_is_exact():
+    torch.manual_seed(0)
+    for shape in [(128, 128, 3, 3), (128, 32, 3, 3), (3, 128, 1, 1), (7, 5, 2, 2)]:
+        w = torch.randn(shape, dtype=torch.float64)
+        expected = torch.linalg.svdvals(w.reshape(shape[0], -1))[0]
+        assert torch.allclose(spectral_norm(w), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("lam", [0.5, 1.4, 3.0])
+def test_lipschitz_bound_holds_after_optimizer_steps(lam):
+    torch.manual_seed(0)
+    conv = LipschitzConv2d(16, 16, 3, lipschitz=lam)
+    opt = torch.optim.Adam(conv.parameters(), lr=0.05)
+    x = torch.randn(2, 16, 12, 12)
+    target = torch.randn(2, 16, 10, 10) * 10  # pulls the weights to a large norm
+    for _ in range(30):
+        opt.zero_grad()
+        F.mse_loss(conv(x), target).backward()
+        opt.step()
+        assert float(spectral_norm(conv.effective_weight().detach())) <= lam + 1e-4
+    # the raw weight grew past the bound, so the clamp is active, not vacuous
+    assert float(spectral_norm(conv.weight.detach())) > lam
+
+
+def test_no_gradient_flows_through_the_singular_value():
+    torch.manual_seed(0)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    lam = 0.5
+    s = float(spectral_norm(w.detach()))
+    assert s > lam
+    clamp_spectral_norm(w, lam).sum().backward()
+    # with s detached, W_eff = W * (λ / s) and its gradient is the constant λ / s
+    assert torch.allclose(w.grad, torch.full_like(w, lam / s))
+
+
+def test_unbounded_conv_equals_plain_conv():
+    torch.manual_seed(0)
+    conv = LipschitzConv2d(4, 6, 3, lipschitz=None)
+    x = torch.randn(1, 4, 9, 9)
+    assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias))
+
+
+def test_parametrization_matches_module():
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(8, 8, 3)
+    lip = LipschitzConv2d(8, 8, 3, lipschitz=0.7)
+    lip.load_state_dict(plain.state_dict())
+    parametrize.register_parametrization(plain, "weight", LipschitzClamp(0.7))
+    x = torch.randn(1, 8, 10, 10)
+    assert torch.allclose(plain(x), lip(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1.4"])
+def test_bad_lipschitz_is_refused(bad):
+    with pytest.raises(DipkitError, match="lipschitz"):
+        LipschitzConv2d(2, 2, 3, lipschitz=bad)
+
+
+def test_mean_only_norm():
+    norm = MeanOnlyNorm(3)
+    with torch.no_grad():
+        norm.bias.copy_(torch.tensor([0.0, 1.0, -2.0]))
+    x = torch.randn(2, 3, 5, 7) * 4 + 10
+    y = norm(x)
+    assert torch.allclose(y.mean(dim=(2, 3)), norm.bias.expand(2, 3), atol=1e-5)
+    assert torch.allclose(y.std(dim=(2, 3)), x.std(dim=(2, 3)), atol=1e-5)  # no variance division
+    assert sum(p.numel() for p in norm.parameters()) == 3
+
+
+def _reference_upsample(x, sigma):
+    """The paper's code: a 2-D depthwise ConvTranspose2d with the 5×5 kernel."""
+    k1 = gaussian_kernel(sigma, dtype=x.dtype)
+    k2 = torch.outer(k1, k1)
+    c = x.shape[1]
+    w = k2.view(1, 1, 5, 5).repeat(c, 1, 1, 1)
+    return F.conv_transpose2d(x, w, stride=2, padding=2, output_padding=1, groups=c)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.1, 0.5, 1.0, 2.0])
+def test_gaussian_upsample_equals_2d_transposed_conv(sigma):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 7, 9, dtype=torch.float64)
+    up = GaussianUpsample(4, sigma)
+    y = up(x)
+    assert y.shape == (2, 4, 14, 18)
+    assert torch.allclose(y, _reference_upsample(x, sigma), atol=1e-6)  # float32 kernel
+
+
+def test_gaussian_kernel_formula_and_dc_gain():
+    sigma = 0.7
+    up = GaussianUpsample(1, sigma)
+    k = up.kernel2d().double()
+    i = torch.arange(5, dtype=torch.float64) - 2
+    expected = torch.exp(-(i[:, None] ** 2 + i[None, :] ** 2) / (8 * sigma ** 2))
+    assert torch.allclose(k, expected / expected.sum(), atol=1e-7)
+    assert abs(float(k.sum()) - 1) < 1e-6
+    # DC gain 1/4: a constant image comes out, away from the borders, with mean 1/4 (each input
+    # pixel spreads a total weight of 1 over four output pixels; the 2x2 phases differ)
+    x = torch.ones(1, 1, 16, 16)
+    interior = up(x)[..., 4:-4, 4:-4]
+    assert abs(float(interior.mean()) - 0.25) < 1e-6
+    # the 2x2 phases take the taps (0, 2, 4) and (1, 3) of each axis
+    k1 = gaussian_kernel(sigma).double()
+    even = float(k1[::2].sum()) ** 2
+    assert abs(float(interior[0, 0, 0, 0]) - even) < 1e-6
+
+
+def test_small_sigma_is_zero_insertion():
+    torch.manual_seed(0)
+    x = torch.rand(1, 2, 6, 6)
+    y = GaussianUpsample(2, 0.1)(x)
+    assert torch.allclose(y[..., ::2, ::2], x, atol=1e-4)
+    assert float(y[..., 1::2, :].abs().max()) < 1e-4
+    assert float(y[..., :, 1::2].abs().max()) < 1e-4
+
+
+def test_bad_sigma_is_refused():
+    with pytest.raises(DipkitError, match="sigma"):
+        GaussianUpsample(3, -0.5)
