@@ -30,7 +30,7 @@ from .sharpness import blur_sharpness_ratio
 from .spectral import band_correspondence
 from .stopping import RatioRule, StoppingRule, make_rule
 
-__all__ = ["fit", "Run", "History", "default_device", "as_observation"]
+__all__ = ["fit", "Run", "History", "Detection", "default_device", "as_observation"]
 
 
 def default_device() -> torch.device:
@@ -129,6 +129,25 @@ class History:
 
 
 @dataclass
+class Detection:
+    """Where a monitored stopping rule would have stopped a fit that went on.
+
+    Attributes
+    ----------
+    fired_at : int or None
+        The step at which the rule fired (None: it never did within the fit).
+    step : int or None
+        The step whose output the rule selected (equal to ``fired_at`` for most rules).
+    output : Tensor (1, C, H, W) or None
+        That output, on the CPU.
+    """
+
+    fired_at: Optional[int]
+    step: Optional[int]
+    output: Optional[torch.Tensor]
+
+
+@dataclass
 class Run:
     """The result of :func:`fit`. Images are (1, C, H, W) float32 CPU tensors in [0, 1].
 
@@ -155,6 +174,8 @@ class Run:
         The settings of the fit and the model, for records.
     code : Tensor
         The fixed input code.
+    detections : dict[str, Detection]
+        For each rule given in ``monitor``: where it would have stopped.
     """
 
     final: torch.Tensor
@@ -170,6 +191,7 @@ class Run:
     backtracks: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     code: Optional[torch.Tensor] = None
+    detections: dict = field(default_factory=dict)
 
     @property
     def psnr_final(self) -> Optional[float]:
@@ -199,7 +221,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         seed: int = 0, device=None, ema: Optional[float] = None, backtrack: bool = False,
         input_noise: float = 0.0, probes: Iterable[str] = ("bands", "ratio"), n_bands: int = 5,
         snapshot_every: Union[None, int, Iterable[int]] = None, progress: bool = True,
-        max_backtracks: int = 10) -> Run:
+        max_backtracks: int = 10, monitor: Optional[dict] = None) -> Run:
     """Fit ``model`` to ``observation`` with Adam; probe every ``probe_every`` steps.
 
     Parameters
@@ -247,6 +269,9 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         Show a tqdm progress bar (it reads the loss at each probe).
     max_backtracks : int
         Give up with :class:`~dipkit.errors.DivergenceError` after this many restorations in a row.
+    monitor : dict[str, StoppingRule or str], optional
+        Rules that watch the fit without stopping it: ``Run.detections[name]`` says where each
+        would have stopped, with its selected output. Lets one fit compare several rules.
 
     Returns
     -------
@@ -297,14 +322,14 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         if x.shape != y.shape:
             raise ShapeError(f"clean image {tuple(x.shape)} and observation {tuple(y.shape)} differ in shape")
     degradation = degradation or Identity()
-    rule = make_rule(stop, probe_every=probe_every) if isinstance(stop, (str, type(None))) else stop
-    if isinstance(rule, RatioRule) and rule.probe_every != probe_every:
-        raise DipkitError(f"the ratio rule was made for probe_every={rule.probe_every}, the fit "
-                          f"probes every {probe_every}; build it with probe_every={probe_every}")
-    if rule is not None and "ratio" in rule.needs and "ratio" not in probes:
-        probes = probes + ("ratio",)
-    if rule is not None:
-        rule.reset()
+    rule = _as_rule(stop, probe_every)
+    monitors = {name: _as_rule(r, probe_every) for name, r in (monitor or {}).items()}
+    for r in [rule, *monitors.values()]:
+        if r is not None:
+            if "ratio" in r.needs and "ratio" not in probes:
+                probes = probes + ("ratio",)
+            r.reset()
+    detections = {name: Detection(None, None, None) for name in monitors}
 
     device = torch.device(device) if device is not None else default_device()
     model.to(device).train()
@@ -352,7 +377,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
             continue
         # ---- probe ----
         psnr_obs = psnr_metric(degradation.forward(out), y_seen)[0]
-        if backtrack or rule is not None or progress:
+        if backtrack or rule is not None or monitors or progress:
             finite = bool(torch.isfinite(losses[last_probe:step]).all())
             if not finite or math.isnan(float(psnr_obs)):
                 if not backtrack or saved_state is None:
@@ -396,6 +421,13 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         if progress:
             bar.set_postfix({k: f"{float(readings[k]):.4g}" for k in ("loss", "psnr", "ratio") if k in readings})
         last_probe = step
+        for name, r in monitors.items():
+            if detections[name].fired_at is None:
+                hit = r.update(step, out, readings)
+                if r.selected_step == step:
+                    detections[name].output, detections[name].step = out.cpu(), step
+                if hit:
+                    detections[name].fired_at, detections[name].step = step, r.selected_step
         if rule is not None:
             stop_now = rule.update(step, out, readings)
             if rule.selected_step == step:
@@ -412,6 +444,9 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         raise DivergenceError(f"the loss became NaN or infinite during the fit; lower the learning "
                               f"rate (lr={lr}) or pass backtrack=True")
     fired = rule is not None and rule.stopped_at is not None
+    for name, d in detections.items():
+        if d.fired_at is None:  # never fired: nothing was selected
+            detections[name] = Detection(None, None, None)
     history = _history(readings_log, probe_steps, probe_times, losses[:step])
     config = dict(model=model.config, steps=steps, lr=lr, degradation=repr(degradation),
                   probe_every=probe_every, stop=repr(rule), seed=seed, device=str(device), ema=ema,
@@ -425,7 +460,17 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         best_step=int(best_step) if best is not None else None,
         best_psnr=float(best_psnr) if best is not None else None,
         history=history, snapshots=snapshots, steps_run=step, seconds=seconds,
-        backtracks=backtracks, config=config, code=code.cpu())
+        backtracks=backtracks, config=config, code=code.cpu(), detections=detections)
+
+
+def _as_rule(stop, probe_every: int) -> Optional[StoppingRule]:
+    rule = make_rule(stop, probe_every=probe_every) if isinstance(stop, (str, type(None))) else stop
+    if rule is not None and not isinstance(rule, StoppingRule):
+        raise DipkitError(f"a stopping rule must be 'paper', 'eswmv', 'none' or a StoppingRule, got {stop!r}")
+    if isinstance(rule, RatioRule) and rule.probe_every != probe_every:
+        raise DipkitError(f"the ratio rule was made for probe_every={rule.probe_every}, the fit "
+                          f"probes every {probe_every}; build it with probe_every={probe_every}")
+    return rule
 
 
 def _history(log: dict, steps: list, times: list, losses: torch.Tensor) -> History:

@@ -41,7 +41,9 @@ def _batch(img: torch.Tensor, name: str = "img") -> torch.Tensor:
             "add a channel axis to a gray (H, W) image with img[None, None]"
         )
     if not img.is_floating_point():
-        raise ImageError(f"{name} has dtype {img.dtype}; convert it to float in [0, 1] first, e.g. img.float() / 255")
+        raise ImageError(
+            f"{name} has dtype {img.dtype}; convert it to float in [0, 1] first, e.g. img.float() / 255"
+        )
     return img
 
 
@@ -57,12 +59,14 @@ def _gray(img: torch.Tensor, name: str = "img") -> torch.Tensor:
 
 
 def _check_n(n: int, name: str) -> int:
+    """``n`` as a positive int, or a DipkitError naming the argument."""
     try:
         n = operator.index(n)
     except TypeError:
         raise DipkitError(f"{name} must be an integer, got {n!r}") from None
     if n < 1:
-        raise DipkitError(f"{name} must be at least 1, got {n}; the paper uses 5 bands")
+        hint = "; the paper uses n_bands=5" if name == "n_bands" else ""
+        raise DipkitError(f"{name} must be at least 1, got {n}{hint}")
     return n
 
 
@@ -73,8 +77,8 @@ def _band_masks(height: int, width: int, n_bands: int, device: torch.device) -> 
     dist2 = rows**2 + cols**2
     # d <= floor(W/2) k / n  <=>  n^2 d^2 <= (floor(W/2) k)^2, exactly, in integers
     limits = (torch.arange(n_bands + 1) * (width // 2)) ** 2
-    disks = n_bands**2 * dist2 <= limits.view(-1, 1, 1)  # disks[0] is empty: d <= 0 only at DC
-    disks[0] = False
+    disks = n_bands**2 * dist2 <= limits.view(-1, 1, 1)
+    disks[0] = False  # nothing inside r_0, so ring 1 keeps the DC term
     return (disks[1:] & ~disks[:-1]).to(device)
 
 
@@ -110,7 +114,7 @@ def band_masks(height: int, width: int, n_bands: int = 5, device: Device = None)
 
 
 @functools.lru_cache(maxsize=16)
-def _band_weights(height: int, width: int, n_bands: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _band_weights(height: int, width: int, n_bands: int, device: torch.device, dtype: torch.dtype):
     """(n_bands, H (W // 2 + 1)) matrix: row k averages over ring k + 1 of the full spectrum, given
     the unshifted ``rfft2`` half of a point-symmetric map (NaN if the ring is empty)."""
     masks = torch.fft.ifftshift(band_masks(height, width, n_bands, device).to(dtype), dim=(-2, -1))
@@ -217,7 +221,7 @@ def band_correspondence(output: torch.Tensor, observation: torch.Tensor, n_bands
     """
     n_bands = _check_n(n_bands, "n_bands")
     ratio = _ratio(output, observation, half=True)
-    n, h, w = ratio.shape[0], ratio.shape[1], output.shape[-1]
+    n, (h, w) = ratio.shape[0], output.shape[-2:]
     # Accumulate in float64: a float32 BLAS sum over 10^5 pixels is off by up to 1e-3.
     acc = torch.float32 if ratio.device.type == "mps" else torch.float64  # MPS has no float64
     weights = _band_weights(h, w, n_bands, ratio.device, acc)
@@ -252,9 +256,9 @@ def radial_spectrum(img: torch.Tensor, n_bins: Optional[int] = None) -> Tuple[to
     radii : Tensor, shape (n_bins,)
         Bin centres, in cycles per pixel, in (0, 0.5).
     magnitude : Tensor, shape (N, n_bins)
-        Mean of ``|fft2(gray)| / sqrt(H W)`` (orthonormal FFT, so white noise of standard deviation
-        ``s`` has a flat spectrum near ``s``) over each bin; NaN for an empty bin. Image's dtype
-        and device.
+        Mean of ``|fft2(gray)| / sqrt(H W)`` over each bin (orthonormal FFT: white noise of
+        standard deviation ``s`` gives a flat spectrum near ``0.89 s``), in intensity units; NaN
+        for an empty bin. Image's dtype and device.
 
     Notes
     -----
@@ -282,7 +286,7 @@ def lowpass(img: torch.Tensor, cutoff: float, kind: str = "gaussian") -> torch.T
     cutoff : float
         Cut-off frequency as a fraction of Nyquist (0.5 cycles/pixel), > 0.
     kind : {'gaussian', 'ideal'}, default 'gaussian'
-        ``'ideal'``: gain 1 up to the cut-off, 0 beyond (rings near edges);
+        ``'ideal'``: gain 1 up to the cut-off, 0 beyond (ringing near edges);
         ``'gaussian'``: gain ``exp(-(f / cutoff)² / 2)``, 0.61 at the cut-off, smooth.
 
     Returns

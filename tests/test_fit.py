@@ -165,3 +165,14 @@ def test_bad_observations(denoising):
         dipkit.fit(small_model(), noisy.numpy(), steps=1, progress=False)
     with pytest.raises(ShapeError, match="differ"):
         dipkit.fit(small_model(), noisy, clean=clean[..., :32, :32], steps=1, progress=False)
+
+
+def test_monitored_rules_do_not_stop_the_fit(denoising):
+    clean, noisy = denoising
+    run = dipkit.fit(small_model(), noisy, steps=100, probe_every=5, clean=clean, progress=False,
+                     monitor={"at40": _StopAt(40), "never": _StopAt(10_000)}, snapshot_every=[40])
+    assert run.steps_run == 100 and run.stop_step is None
+    d = run.detections["at40"]
+    assert d.fired_at == d.step == 40
+    assert torch.equal(d.output, run.snapshots[40])
+    assert run.detections["never"].fired_at is None and run.detections["never"].output is None

@@ -89,7 +89,8 @@ def test_batched_equals_per_image_and_observation_broadcasts():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_device_and_dtype_are_kept(device, dtype):
     x = torch.rand(2, 3, 32, 32, dtype=dtype, device=device)
-    for result in (band_correspondence(x, x[:1]), spectrum_ratio(x, x), radial_spectrum(x)[1], lowpass(x, 0.5)):
+    results = band_correspondence(x, x[:1]), spectrum_ratio(x, x), radial_spectrum(x)[1], lowpass(x, 0.5)
+    for result in results:
         assert result.device == x.device and result.dtype == dtype
 
 
