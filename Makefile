@@ -12,7 +12,9 @@ SHELL  := /bin/bash
 # pip's notes about this machine's optional local indexes are noise: filter them out.
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: test book unit install clean
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
+
+.PHONY: test book book-check unit notebooks install clean
 
 install: $(STAMP)
 
@@ -22,14 +24,31 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -c "import dipkit, torch; print('dipkit', dipkit.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
 
+# The whole suite: unit tests and nbval over the chapters (quick profile: no GPU in CI), in one
+# pytest run, then a book build from the outputs that nbval has just checked.
+test: $(STAMP)
+	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest tests notebooks $(NBVAL) -q
+	$(MAKE) --no-print-directory book-check
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
-test: unit
+notebooks: $(STAMP)
+	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest notebooks $(NBVAL) -q
 
+# The main job: a clean build that executes every chapter in this machine's profile; a failing
+# cell or any warning fails it.
 book: $(STAMP)
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# The same build without executing: renders the committed outputs (which nbval checks), so that
+# `make test` catches broken pages, references and citations without running every chapter twice.
+book-check: $(STAMP)
+	rm -rf _build
+	mkdir -p _build
+	sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' _config.yml > _build/_config_noexec.yml
+	$(BIN)/jupyter-book build . -W -n --keep-going --config _build/_config_noexec.yml
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,0 +1,151 @@
+"""Figures for runs: PSNR and ratio curves with the peak and the stop marked, band curves,
+image grids with the PSNR under each image, spectrum-ratio maps.
+
+Every function draws on a Matplotlib ``Axes`` (made when not given) and returns it, so figures
+compose: ``fig, axes = plt.subplots(1, 2); psnr_curve(run, ax=axes[0]); band_curves(run, ax=axes[1])``.
+Colours come from perceptually ordered maps (viridis, cividis) that survive gray printing.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .fit import Run
+from .images import to_numpy
+from .metrics import psnr as psnr_metric
+from .spectral import spectrum_ratio
+
+__all__ = ["psnr_curve", "band_curves", "ratio_curve", "image_grid", "spectrum_ratio_maps",
+           "mark_steps", "band_colors"]
+
+
+def _axes(ax):
+    return ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
+
+
+def band_colors(n_bands: int = 5):
+    """One colour per band, dark (low frequency) to light (high frequency)."""
+    return plt.get_cmap("viridis")(np.linspace(0.0, 0.9, n_bands))
+
+
+def mark_steps(ax, run: Run, *, peak: bool = True, stop: bool = True) -> None:
+    """Draw vertical lines at the oracle peak (dashed) and the rule's stop (dotted) of ``run``."""
+    if peak and run.best_step is not None:
+        ax.axvline(run.best_step, color="0.3", ls="--", lw=1, label=f"oracle peak (step {run.best_step})")
+    if stop and run.stop_step is not None:
+        ax.axvline(run.stop_step, color="crimson", ls=":", lw=1.5, label=f"stop (step {run.stop_step})")
+
+
+def psnr_curve(runs, ax=None, *, marks: bool = True, baseline: Optional[float] = None):
+    """PSNR (dB) against the clean image over the steps of one run or a dict ``{label: run}``.
+
+    ``baseline`` draws a horizontal line (e.g. the PSNR of the noisy observation).
+    """
+    ax = _axes(ax)
+    runs = runs if isinstance(runs, Mapping) else {"DIP": runs}
+    colors = plt.get_cmap("cividis")(np.linspace(0, 0.85, max(len(runs), 1)))
+    for color, (label, run) in zip(colors, runs.items()):
+        if run.history.psnr is None:
+            raise ValueError(f"run {label!r} has no PSNR history: fit it with clean=")
+        ax.plot(run.history.step, run.history.psnr, color=color, lw=1.3, label=label)
+        if marks and len(runs) == 1:
+            mark_steps(ax, run)
+        elif marks and run.best_step is not None:
+            ax.plot(run.best_step, run.best_psnr, "o", color=color, ms=4)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", lw=1, ls="-.", label=f"observation ({baseline:.2f} dB)")
+    ax.set(xlabel="optimizer step", ylabel="PSNR vs clean (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def band_curves(run: Run, ax=None, *, marks: bool = True, title: Optional[str] = None):
+    """The frequency-band correspondence of each band (low → high) over the steps."""
+    ax = _axes(ax)
+    bands = run.history.bands
+    if bands is None:
+        raise ValueError("this run has no band history: fit it with probes=('bands', ...)")
+    for k, color in enumerate(band_colors(bands.shape[1])):
+        ax.plot(run.history.step, bands[:, k], color=color, lw=1.3,
+                label=f"band {k + 1}" + (" (lowest)" if k == 0 else " (highest)" if k == bands.shape[1] - 1 else ""))
+    if marks:
+        mark_steps(ax, run)
+    ax.set(xlabel="optimizer step", ylabel="FBC (fraction of |ŷ| matched)", ylim=(0, 1.02))
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def ratio_curve(run: Run, ax=None, *, marks: bool = True):
+    """The blurriness / sharpness ratio ρ (dimensionless) over the steps."""
+    ax = _axes(ax)
+    if run.history.ratio is None:
+        raise ValueError("this run has no ratio history: fit it with probes=('ratio', ...)")
+    ax.plot(run.history.step, run.history.ratio, color="0.2", lw=1.3, label="ρ = blur / sharpness")
+    if marks:
+        mark_steps(ax, run)
+    ax.set(xlabel="optimizer step", ylabel="ρ (dimensionless)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _show(ax, image: torch.Tensor, title: str = "") -> None:
+    arr = np.clip(to_numpy(image), 0, 1)
+    ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor] = None, *,
+               ncols: Optional[int] = None, zoom: Optional[Sequence[int]] = None, size: float = 2.6):
+    """Show images side by side, each titled with its PSNR against ``clean`` when given.
+
+    ``zoom = (top, left, height, width)`` shows that crop of every image instead (pixels).
+    Returns the figure.
+    """
+    n = len(images)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for ax, (label, image) in zip(axes.flat, images.items()):
+        title = label
+        if clean is not None:
+            title += f"\n{float(psnr_metric(image, clean)[0]):.2f} dB"
+        if zoom is not None:
+            t, l, h, w = zoom
+            image = image[..., t:t + h, l:l + w]
+        _show(ax, image, title)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def spectrum_ratio_maps(outputs: Mapping[str, torch.Tensor], observation: torch.Tensor, *,
+                        size: float = 2.6, n_bands: int = 5):
+    """The clipped ratio ``min(1, |f̂| / |ŷ|)`` of each output, centred (DC in the middle), with
+    the band rings drawn. Returns the figure."""
+    n = len(outputs)
+    fig, axes = plt.subplots(1, n, figsize=(size * n + 0.8, size + 0.4), squeeze=False)
+    im = None
+    for ax, (label, out) in zip(axes.flat, outputs.items()):
+        r = spectrum_ratio(out, observation)[0].cpu().numpy()
+        h, w = r.shape
+        im = ax.imshow(r, cmap="viridis", vmin=0, vmax=1, extent=(-0.5, 0.5, 0.5, -0.5))
+        for k in range(1, n_bands + 1):
+            radius = 0.5 * k / n_bands * (2 * (w // 2) / w)
+            ax.add_patch(plt.Circle((0, 0), radius, fill=False, color="white", lw=0.6, alpha=0.7))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("frequency (cycles/pixel)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].set_ylabel("frequency (cycles/pixel)", fontsize=8)
+    fig.colorbar(im, ax=list(axes.flat), shrink=0.8, label="min(1, |f̂| / |ŷ|)")
+    return fig
