@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from .errors import DipkitError, ShapeError
+from .images import check_image
 
 __all__ = ["Degradation", "Identity", "GaussianNoise", "JPEG", "Inpainting", "bernoulli_mask",
            "block_mask", "text_mask"]
@@ -72,27 +73,6 @@ def _cpu_generator(seed: Seed) -> torch.Generator:
         raise DipkitError(f"seed must be an int or a torch.Generator, got {seed!r}; pass e.g. "
                           f"seed=0 (different seeds give different noise)")
     return torch.Generator(device="cpu").manual_seed(int(seed))
-
-
-def _check_images(x, what: str = "image", values: bool = False) -> torch.Tensor:
-    """Check a float image tensor (N, C, H, W) or (C, H, W); with ``values`` also [0, 1]."""
-    if not isinstance(x, torch.Tensor):
-        raise DipkitError(f"{what} must be a torch tensor (N, C, H, W) in [0, 1], got "
-                          f"{type(x).__name__}; load files with dipkit.images.load, convert "
-                          f"arrays with dipkit.images.to_tensor")
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"{what} must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise DipkitError(f"{what} must be a float tensor in [0, 1], got dtype {x.dtype}; "
-                          f"dipkit.images.to_tensor converts integer images")
-    if values:
-        if not torch.isfinite(x).all():
-            raise DipkitError(f"{what} contains NaN or infinite values")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise DipkitError(f"{what} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
-                              f"divide 8-bit values by 255 (dipkit.images.to_tensor does it)")
-    return x
 
 
 class Degradation:
@@ -122,7 +102,7 @@ class Degradation:
         -------
         Tensor, same shape, dtype and device as ``clean``
         """
-        return _check_images(clean, "clean image", values=True).clone()
+        return check_image(clean, "clean image", values=True).clone()
 
     def __call__(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         return self.observe(clean, seed)
@@ -269,7 +249,7 @@ class GaussianNoise(Degradation):
 
         Each image of a batch gets its own noise (one draw of the whole batch's shape).
         """
-        x = _check_images(clean, "clean image", values=True)
+        x = check_image(clean, "clean image", values=True)
         gen = _cpu_generator(seed)
         noise = torch.randn(x.shape, generator=gen, dtype=torch.float32, device=gen.device)
         y = x + self.sigma * noise.to(device=x.device, dtype=x.dtype)
@@ -318,7 +298,7 @@ class JPEG(Degradation):
         """JPEG-compressed copy of ``clean`` (N, C, H, W) or (C, H, W), C = 1 or 3, in [0, 1]."""
         from PIL import Image
 
-        x = _check_images(clean, "clean image", values=True)
+        x = check_image(clean, "clean image", values=True)
         batch = x if x.ndim == 4 else x[None]
         if batch.shape[1] not in (1, 3):
             raise ShapeError(f"JPEG compresses gray (1 channel) or RGB (3 channels) images, got "
@@ -416,7 +396,7 @@ class Inpainting(Degradation):
 
     def observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         """``clean ⊙ mask``: zeros at the unknown pixels (deterministic; ``seed`` is ignored)."""
-        x = _check_images(clean, "clean image", values=True)
+        x = check_image(clean, "clean image", values=True)
         return x * self._weight(x)
 
     def forward(self, output: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 
 from .degradations import Degradation, Identity
 from .errors import DipkitError, DivergenceError, ShapeError
+from .images import check_image
 from .metrics import psnr as psnr_metric
 from .models import DIPNetwork
 from .sharpness import blur_sharpness_ratio
@@ -44,27 +45,15 @@ def as_observation(image, name: str = "observation") -> torch.Tensor:
     Accepts (1, C, H, W) or (C, H, W) float tensors. Raises :class:`~dipkit.errors.ShapeError`
     or :class:`~dipkit.errors.DipkitError` with what to do for anything else.
     """
-    if not isinstance(image, torch.Tensor):
-        raise DipkitError(f"{name} must be a torch tensor (1, C, H, W) in [0, 1]; convert arrays "
-                          f"with dipkit.images.to_tensor, files with dipkit.images.load")
+    image = check_image(image, name, values=True)
     if image.ndim == 3:
         image = image.unsqueeze(0)
-    if image.ndim != 4 or image.shape[0] != 1:
-        raise ShapeError(f"{name} must have shape (1, C, H, W) (one image), got {tuple(image.shape)}; "
-                         f"fit one image at a time")
+    if image.shape[0] != 1:
+        raise ShapeError(f"{name} must hold one image (1, C, H, W), got {tuple(image.shape)}; "
+                         f"fit one image at a time (or use dipkit.fit_many)")
     if image.shape[1] not in (1, 3):
         raise ShapeError(f"{name} must have 1 (gray) or 3 (RGB) channels, got {image.shape[1]}")
-    if not image.is_floating_point():
-        raise DipkitError(f"{name} must be a float tensor in [0, 1], got dtype {image.dtype}; "
-                          f"use dipkit.images.to_tensor to convert integer images")
-    image = image.float()
-    if not torch.isfinite(image).all():
-        raise DipkitError(f"{name} contains NaN or infinite values")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise DipkitError(f"{name} must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; "
-                          f"divide 8-bit images by 255 (dipkit.images.to_tensor does it)")
-    return image
+    return image.float()
 
 
 @dataclass

@@ -62,6 +62,31 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
+def check_image(x, what: str = "image", values: bool = False) -> torch.Tensor:
+    """Check a float image tensor (N, C, H, W) or (C, H, W); with ``values`` also [0, 1].
+
+    Returns ``x`` unchanged; raises :class:`~dipkit.errors.DipkitError` (or ``ShapeError``)
+    saying what to do otherwise. ``what`` names the tensor in the messages.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise DipkitError(f"{what} must be a torch tensor (N, C, H, W) in [0, 1], got "
+                          f"{type(x).__name__}; load files with dipkit.images.load, convert "
+                          f"arrays with dipkit.images.to_tensor")
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"{what} must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise DipkitError(f"{what} must be a float tensor in [0, 1], got dtype {x.dtype}; "
+                          f"dipkit.images.to_tensor converts integer images")
+    if values:
+        if not torch.isfinite(x).all():
+            raise DipkitError(f"{what} contains NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise DipkitError(f"{what} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
+                              f"divide 8-bit values by 255 (dipkit.images.to_tensor does it)")
+    return x
+
+
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     """Convert RGB images to gray with the paper's weights.
 
