@@ -1,0 +1,227 @@
+"""Benchmark runner: a task over a folder of images, several methods and seeds, to a tidy CSV.
+
+One row per (image, method, seed) with the PSNR/SSIM at the method's own stop (the paper's rule,
+or the end of a fixed budget), the oracle peak (step and PSNR, from the clean image), where
+ES-WMV would have stopped the same fit, and the wall time. :func:`summarize` turns the rows into
+mean ± std per method, the table of the book's last chapter.
+
+Methods
+-------
+``paper``
+    The paper's decoder with its λ, stopped by the blurriness/sharpness ratio rule
+    (:data:`dipkit.presets.PAPER`).
+``dip``
+    The original DIP protocol (:data:`dipkit.presets.ORIGINAL_DIP`): hourglass, fixed budget,
+    reported at the end and at its oracle peak. Deblocking uses the denoising protocol.
+
+Examples
+--------
+>>> import dipkit.bench as bench
+>>> rows = bench.run("denoise", "../shared/data/set9", methods=("paper",), seeds=(0,),
+...                  size=64, steps=200)                     # doctest: +SKIP
+>>> bench.write_csv(rows, "results.csv"); print(bench.format_summary(bench.summarize(rows)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .degradations import JPEG, Degradation, GaussianNoise, Inpainting, bernoulli_mask
+from .errors import DipkitError
+from .fit import fit
+from .images import NamedImage, load_folder, rgb_to_gray
+from .metrics import psnr, ssim
+from .presets import ORIGINAL_DIP, PAPER, Profile, get_profile
+from .stopping import ESWMV
+
+__all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
+           "degradation_for", "centre_crop"]
+
+METHODS = ("paper", "dip")
+BENCH_TASKS = ("denoise", "deblock", "inpaint")
+COLUMNS = ("task", "image", "method", "seed", "psnr", "ssim", "stop_step", "oracle_step",
+           "oracle_psnr", "final_psnr", "eswmv_step", "eswmv_psnr", "steps_run", "seconds")
+
+
+def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` × ``size`` part of an image (the whole side when it is shorter)."""
+    h, w = image.shape[-2:]
+    th, tw = min(size, h), min(size, w)
+    top, left = (h - th) // 2, (w - tw) // 2
+    return image[..., top:top + th, left:left + tw]
+
+
+def degradation_for(task: str, item: NamedImage, preset) -> Degradation:
+    """The degradation of ``task`` for one benchmark image (its own mask for inpainting, else
+    the paper's Bernoulli mask)."""
+    if task == "denoise":
+        return GaussianNoise(preset.sigma)
+    if task == "deblock":
+        return JPEG(preset.quality)
+    if task == "inpaint":
+        h, w = item.image.shape[-2:]
+        mask = item.mask if item.mask is not None else bernoulli_mask(h, w, preset.p_known)
+        return Inpainting(mask)
+    raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
+
+
+def _method_preset(task: str, method: str):
+    if method == "paper":
+        return PAPER[task]
+    if method == "dip":
+        return ORIGINAL_DIP.get(task, ORIGINAL_DIP["denoise"]).with_(task=task)
+    raise DipkitError(f"unknown method {method!r}: choose from {METHODS}")
+
+
+def _prepare(item: NamedImage, task: str, size: Optional[int], multiple: int) -> NamedImage:
+    image, mask = item.image, item.mask
+    if task != "denoise" and image.shape[1] == 3:  # the paper's deblocking and inpainting are gray
+        image = rgb_to_gray(image)
+    if size is not None:
+        image = centre_crop(image, size)
+        mask = centre_crop(mask, size) if mask is not None else None
+    h, w = image.shape[-2:]
+    h2, w2 = h - h % multiple, w - w % multiple
+    return NamedImage(item.name, image[..., :h2, :w2], None if mask is None else mask[..., :h2, :w2])
+
+
+def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: Iterable[str] = METHODS,
+        seeds: Iterable[int] = (0, 1, 2), profile: Optional[Profile] = None, size: Optional[int] = None,
+        steps: Optional[int] = None, device=None, progress: bool = False, on_row=None) -> list:
+    """Run ``task`` on every image with every method and seed; return the rows (dicts).
+
+    Parameters
+    ----------
+    task : {'denoise', 'deblock', 'inpaint'}
+    images : folder or list of NamedImage
+        E.g. ``../shared/data/set9``; ``NAME_mask.png`` files give the inpainting masks.
+    methods : iterable of {'paper', 'dip'}
+    seeds : iterable of int
+        Seed of the degradation (noise), of the input code and of the weights.
+    profile : Profile, optional
+        Network width and probe spacing (default: :func:`dipkit.get_profile`).
+    size : int, optional
+        Centre-crop the images to ``size`` × ``size`` (e.g. 256 on a CPU).
+    steps : int, optional
+        Override the step budget of every method (default: the presets' at this profile).
+    on_row : callable, optional
+        Called with each row as soon as it is measured (e.g. to append to a CSV).
+
+    Returns
+    -------
+    list of dict with the keys of :data:`COLUMNS`; PSNR in dB, seconds of wall time.
+    """
+    if task not in BENCH_TASKS:
+        raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
+    profile = profile or get_profile()
+    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    rows = []
+    for item in items:
+        for method in methods:
+            preset = _method_preset(task, method)
+            for seed in seeds:
+                row = _run_one(task, item, method, preset, seed, profile, size, steps, device, progress)
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+    return rows
+
+
+def _run_one(task, item, method, preset, seed, profile, size, steps, device, progress) -> dict:
+    item = _prepare(item, task, size, multiple=2 ** profile.depth)
+    model = preset.model(item.image.shape[1], profile, seed=seed)
+    clean = item.image
+    op = degradation_for(task, item, preset)
+    y = op.observe(clean, seed=seed)
+    kwargs = preset.fit_kwargs(profile, **({"steps": steps} if steps else {}))
+    window = max(1, 100 // kwargs["probe_every"])
+    start = time.perf_counter()
+    result = fit(model, y, degradation=op, clean=clean, seed=seed, device=device, progress=progress,
+                 monitor={"eswmv": ESWMV(window=window, patience=10 * window)}, **kwargs)
+    seconds = time.perf_counter() - start
+    out = result.stopped
+    eswmv = result.detections["eswmv"]
+    return dict(
+        task=task, image=item.name, method=method, seed=seed,
+        psnr=float(psnr(out, clean)[0]), ssim=float(ssim(out, clean)[0]),
+        stop_step=result.stop_step if result.stop_step is not None else result.steps_run,
+        oracle_step=result.best_step, oracle_psnr=result.best_psnr, final_psnr=result.psnr_final,
+        eswmv_step=eswmv.step, eswmv_psnr=float(psnr(eswmv.output, clean)[0]) if eswmv.output is not None else None,
+        steps_run=result.steps_run, seconds=seconds)
+
+
+def write_csv(rows: Sequence[dict], path) -> None:
+    """Write rows to a CSV file with the columns of :data:`COLUMNS` (empty cells for None)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+
+
+def read_csv(path) -> list:
+    """Read rows written by :func:`write_csv`, with numbers as numbers and empty cells as None."""
+    def parse(key, value):
+        if value == "":
+            return None
+        if key in ("task", "image", "method"):
+            return value
+        number = float(value)
+        return int(number) if key in ("seed", "stop_step", "oracle_step", "eswmv_step", "steps_run") else number
+
+    with open(path, newline="") as f:
+        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+SUMMARY_FIELDS = ("psnr", "ssim", "oracle_psnr", "final_psnr", "stop_step", "oracle_step",
+                  "eswmv_psnr", "eswmv_step", "seconds")
+
+
+def summarize(rows: Sequence[dict]) -> dict:
+    """Mean and standard deviation (over images and seeds) of each field, per method.
+
+    Also the stop rules' detection gap: ``gap_paper`` = oracle PSNR − PSNR at the method's stop,
+    ``gap_eswmv`` = oracle PSNR − PSNR at the ES-WMV detection (dB; smaller is better).
+
+    Returns
+    -------
+    dict: method → {field: (mean, std, count)}
+    """
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        derived = {
+            "gap_paper": [r["oracle_psnr"] - r["psnr"] for r in mine if r["oracle_psnr"] is not None],
+            "gap_eswmv": [r["oracle_psnr"] - r["eswmv_psnr"] for r in mine
+                          if r["oracle_psnr"] is not None and r["eswmv_psnr"] is not None],
+        }
+        fields = {f: [r[f] for r in mine if r.get(f) is not None] for f in SUMMARY_FIELDS}
+        out[method] = {k: _stats(v) for k, v in {**fields, **derived}.items()}
+    return out
+
+
+def _stats(values) -> tuple:
+    if not values:
+        return (math.nan, math.nan, 0)
+    arr = np.asarray(values, dtype=np.float64)
+    return (float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0, int(arr.size))
+
+
+def format_summary(summary: dict, fields: Sequence[str] = ("psnr", "oracle_psnr", "final_psnr", "stop_step",
+                                                         "oracle_step", "gap_paper", "gap_eswmv", "seconds")) -> str:
+    """A Markdown table of :func:`summarize`'s result: one row per method, mean ± std per field."""
+    lines = ["| method | " + " | ".join(fields) + " |", "|" + " --- |" * (len(fields) + 1)]
+    for method, stats in summary.items():
+        cells = []
+        for f in fields:
+            mean, std, n = stats[f]
+            cells.append("–" if n == 0 else f"{mean:.2f} ± {std:.2f}" if abs(mean) < 100 else f"{mean:.0f} ± {std:.0f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
