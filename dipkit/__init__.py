@@ -13,6 +13,8 @@ spectral      the frequency-band correspondence (FBC) metric and radial spectra
 sharpness     blurriness, sharpness and their ratio (the paper's stopping signal)
 stopping      the paper's ratio rule, ES-WMV, a patience rule
 fit           the fitting loop, returning a Run with outputs and a history
+batched       fit_many: K networks fitted at once (K seeds of one image, or K images)
+memory        the peak memory of a fit, and a clear error instead of running out of it
 presets       the paper's settings per task and the quick/full run profiles
 metrics       PSNR and SSIM in the paper's conventions
 """
@@ -20,14 +22,16 @@ metrics       PSNR and SSIM in the paper's conventions
 from . import degradations, images, layers, metrics, models, presets, sharpness, spectral, stopping
 from .errors import DipkitError, DivergenceError, ImageError, ShapeError
 from .fit import History, Run, fit
+from . import batched, memory
+from .batched import fit_many
 from .models import convnet, decoder, hourglass
 from .presets import get_profile
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
+    "fit", "fit_many", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
     "DipkitError", "DivergenceError", "ImageError", "ShapeError",
     "images", "degradations", "layers", "models", "spectral", "sharpness", "stopping", "presets",
-    "metrics",
+    "metrics", "batched", "memory",
 ]

@@ -28,7 +28,7 @@ from .images import check_image
 from .metrics import psnr as psnr_metric
 from .models import DIPNetwork
 from .sharpness import blur_sharpness_ratio
-from .spectral import band_correspondence
+from .spectral import BandCorrespondence
 from .stopping import RatioRule, StoppingRule, make_rule
 
 __all__ = ["fit", "Run", "History", "Detection", "default_device", "as_observation"]
@@ -210,7 +210,8 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         seed: int = 0, device=None, ema: Optional[float] = None, backtrack: bool = False,
         input_noise: float = 0.0, probes: Iterable[str] = ("bands", "ratio"), n_bands: int = 5,
         snapshot_every: Union[None, int, Iterable[int]] = None, progress: bool = True,
-        max_backtracks: int = 10, monitor: Optional[dict] = None) -> Run:
+        max_backtracks: int = 10, monitor: Optional[dict] = None, channels_last: bool = False,
+        compile: bool = False, autocast=None) -> Run:
     """Fit ``model`` to ``observation`` with Adam; probe every ``probe_every`` steps.
 
     Parameters
@@ -261,6 +262,17 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
     monitor : dict[str, StoppingRule or str], optional
         Rules that watch the fit without stopping it: ``Run.detections[name]`` says where each
         would have stopped, with its selected output. Lets one fit compare several rules.
+    channels_last : bool
+        Keep the network's weights and activations in channels-last memory format (off by
+        default; see the benchmarks for when it pays).
+    compile : bool
+        Run the network through :func:`torch.compile` (off by default: minutes of warm-up on a
+        CPU). The first step checks the compiled gradients against the plain network's; if
+        compiling fails or they differ (as with torch 2.13 on the CPU for the paper's decoder),
+        the fit warns and goes on uncompiled. ``Run.config['compile']`` records what happened.
+    autocast : {None, 'bf16', 'fp16'} or torch.dtype
+        Run the network under :func:`torch.autocast` in that dtype (probes, loss and Adam stay
+        float32). Off by default; meant for CUDA.
 
     Returns
     -------
@@ -321,12 +333,17 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
     detections = {name: Detection(None, None, None) for name in monitors}
 
     device = torch.device(device) if device is not None else default_device()
+    _memory_check(model, h, w, device, backtrack)
     model.to(device).train()
+    runner = _Runner(model, device, channels_last, compile, autocast)
     y, x = y.to(device), (x.to(device) if x is not None else None)
     if hasattr(degradation, "to"):
         degradation = degradation.to(device)
     y_seen = degradation.forward(y)  # what the loss compares with (masked for inpainting)
     code = model.make_code(h, w, seed).to(device)
+    if channels_last:
+        code = code.contiguous(memory_format=torch.channels_last)
+    fbc = BandCorrespondence(y, n_bands) if "bands" in probes else None
     gen = torch.Generator(device=device).manual_seed(int(seed)) if input_noise else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
@@ -351,9 +368,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
     for step in range(1, steps + 1):
         optimizer.zero_grad(set_to_none=True)
         z = code if gen is None else code + input_noise * torch.randn(code.shape, generator=gen, device=device)
-        out = model(z)
-        loss = degradation.loss(out, y)
-        loss.backward()
+        out, loss = runner.forward_backward(z, lambda f: degradation.loss(f, y))
         optimizer.step()
         losses[step - 1] = loss.detach()
         out = out.detach()
@@ -396,10 +411,10 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
             readings["psnr"] = p
             better = p > best_psnr
             best = torch.where(better, out, best)
-            best_step = torch.where(better, torch.tensor(step, device=device), best_step)
+            best_step = torch.where(better, torch.full_like(best_step, step), best_step)  # no H2D copy: no sync
             best_psnr = torch.maximum(p, best_psnr)
         if "bands" in probes:
-            readings["bands"] = band_correspondence(out, y, n_bands=n_bands)[0]
+            readings["bands"] = fbc(out)[0]
         if "ratio" in probes:
             readings["ratio"] = blur_sharpness_ratio(out)[0]
         for k, v in readings.items():
@@ -439,7 +454,8 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
     history = _history(readings_log, probe_steps, probe_times, losses[:step])
     config = dict(model=model.config, steps=steps, lr=lr, degradation=repr(degradation),
                   probe_every=probe_every, stop=repr(rule), seed=seed, device=str(device), ema=ema,
-                  backtrack=backtrack, input_noise=input_noise, probes=list(probes), n_bands=n_bands)
+                  backtrack=backtrack, input_noise=input_noise, probes=list(probes), n_bands=n_bands,
+                  **runner.config())
     final = out.cpu()
     return Run(
         final=final,
@@ -470,3 +486,117 @@ def _history(log: dict, steps: list, times: list, losses: torch.Tensor) -> Histo
     return History(step=np.asarray(steps, dtype=np.int64), loss=stack("loss"), psnr=stack("psnr"),
                    psnr_observation=stack("psnr_observation"), bands=stack("bands"),
                    ratio=stack("ratio"), time=np.asarray(times), loss_every_step=losses.double().cpu().numpy())
+
+
+def _memory_check(model: DIPNetwork, height: int, width: int, device: torch.device, backtrack: bool) -> None:
+    """Fail early with a clear DipkitError when the fit would not fit in memory (cheap when it
+    plainly does: see :func:`dipkit.memory.quick_check`)."""
+    from . import memory
+
+    try:
+        memory.quick_check(model, height, width, device, backtrack=backtrack)
+    except DipkitError:
+        raise
+    except Exception as error:  # an estimate that fails must not stop a fit
+        import warnings
+
+        warnings.warn(f"dipkit could not estimate the memory of this fit ({error!r}); going on",
+                      RuntimeWarning, stacklevel=3)
+
+
+_AUTOCAST = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+             "float16": torch.float16, torch.bfloat16: torch.bfloat16, torch.float16: torch.float16}
+
+
+class _Runner:
+    """The network as :func:`fit` runs it: optionally channels-last, compiled, under autocast.
+
+    ``forward_backward`` returns the float32 output and the loss after ``loss.backward()``. A
+    compiled network that fails in its first step falls back, with a warning, to the plain one.
+    """
+
+    def __init__(self, model: DIPNetwork, device: torch.device, channels_last: bool, compile: bool,
+                 autocast) -> None:
+        if autocast is not None and (not isinstance(autocast, (str, torch.dtype)) or autocast not in _AUTOCAST):
+            raise DipkitError(f"autocast must be None, 'bf16' or 'fp16' (or that torch dtype), got {autocast!r}")
+        self.model, self.device = model, device
+        self.channels_last, self.compile = bool(channels_last), bool(compile)
+        self.dtype = _AUTOCAST.get(autocast)
+        self.compile_status = "off"
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.net = model
+        if self.compile:
+            try:
+                self.net = torch.compile(model)
+                self.compile_status = "on"
+            except Exception as error:  # e.g. no compiler backend for this platform
+                self._fall_back(error)
+        self.steps = 0
+
+    def _fall_back(self, error: Exception) -> None:
+        import warnings
+
+        self.net = self.model
+        self.compile_status = f"failed, ran uncompiled: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); dipkit.fit goes on "
+                      f"without compile=True", RuntimeWarning, stacklevel=4)
+
+    def _forward(self, z: torch.Tensor, net=None) -> torch.Tensor:
+        net = self.net if net is None else net
+        if self.dtype is None:
+            return net(z)
+        with torch.autocast(device_type=self.device.type, dtype=self.dtype):
+            out = net(z)
+        return out.float()
+
+    def _forward_plain(self, z: torch.Tensor) -> torch.Tensor:
+        return self._forward(z, self.model)
+
+    def forward_backward(self, z: torch.Tensor, loss_of):
+        self.steps += 1
+        if self.steps == 1 and self.net is not self.model:
+            try:  # compiling happens at the first call
+                out = self._forward(z)
+                loss_of(out).backward()
+                compiled = [None if p.grad is None else p.grad.clone() for p in self.model.parameters()]
+            except Exception as error:
+                compiled = error
+            # Check the compiled gradients against the plain network's once: torch.compile has
+            # been seen to return wrong gradients for this decoder (torch 2.13 on the CPU: mean-only
+            # norm → LeakyReLU → bilinear ×2 → reflection pad → conv), which would silently change
+            # the fit. This first step is the plain network's.
+            self.model.zero_grad(set_to_none=True)
+            out = self._forward_plain(z)
+            loss = loss_of(out)
+            loss.backward()
+            if isinstance(compiled, Exception):
+                self._fall_back(compiled)
+            else:
+                worst = _gradient_mismatch(compiled, [p.grad for p in self.model.parameters()])
+                if worst > 1e-3:
+                    self._fall_back(RuntimeError(f"its gradients differ from the uncompiled network's "
+                                                 f"(largest difference {worst:.2g} of the largest gradient)"))
+            return out, loss
+        out = self._forward(z)
+        loss = loss_of(out)
+        loss.backward()
+        return out, loss
+
+    def config(self) -> dict:
+        if self.compile_status == "on":
+            self.compile_status = "on (first-step gradients checked against the uncompiled network)"
+        return dict(channels_last=self.channels_last, compile=self.compile_status,
+                    autocast=None if self.dtype is None else str(self.dtype).replace("torch.", ""))
+
+
+def _gradient_mismatch(grads: list, reference: list) -> float:
+    """Largest |g − g_ref| over all parameters, relative to the largest |g_ref| (0 when equal)."""
+    scale = max((float(g.abs().max()) for g in reference if g is not None), default=0.0)
+    worst = 0.0
+    for g, ref in zip(grads, reference):
+        if (g is None) != (ref is None):
+            return math.inf
+        if g is not None:
+            worst = max(worst, float((g - ref).abs().max()))
+    return worst / scale if scale > 0 else worst

@@ -25,6 +25,7 @@ __all__ = [
     "MeanOnlyNorm",
     "GaussianUpsample",
     "gaussian_kernel",
+    "upsampling_response",
 ]
 
 
@@ -222,3 +223,66 @@ class GaussianUpsample(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, sigma={self.sigma}"
+
+
+def upsampling_response(kind: str, n: int = 257, *, sigma: float = 0.5):
+    """Frequency response, along one axis, of a fixed ×2 upsampler (how much each frequency passes).
+
+    Parameters
+    ----------
+    kind : {'nearest', 'bilinear', 'gaussian'}
+        The upsampler, as the decoder builds it: ``nn.Upsample`` (bilinear with
+        ``align_corners=False``) or :class:`GaussianUpsample`. The learned ``'deconv'`` upsampler
+        has no fixed response.
+    n : int, default 257
+        Number of frequencies, evenly spaced from 0 to 0.5 cycles per output pixel.
+    sigma : float, default 0.5
+        σ of the Gaussian upsampler, in coarse-grid pixels (ignored by the others).
+
+    Returns
+    -------
+    frequencies : Tensor, shape (n,), float64
+        Frequencies ``f`` in cycles per output (fine-grid) pixel, 0 to 0.5.
+    gain : Tensor, shape (n,), float64
+        ``|H(f)| / |H(0)|``: the gain of the interpolation filter relative to its DC gain.
+
+    Notes
+    -----
+    A ×2 upsampler is zero insertion followed by a filter ``h`` on the fine grid; ``h`` is its
+    response to a unit impulse on the coarse grid, which this function measures by running the
+    upsampler itself, and ``H(f) = Σ_m h[m] exp(−2πi f m)``. Zero insertion copies a coarse
+    component at ``f ∈ [0, 1/4]`` (1/4 is the coarse grid's Nyquist frequency) both to ``f`` and to
+    its mirror image ``1/2 − f``; the filter passes the mirror image with gain ``H(1/2 − f)/H(0)``.
+    That is the only content above 1/4 the upsampler itself makes. In closed form:
+
+    - nearest: ``h = [1, 1]``, gain ``cos(π f)``;
+    - bilinear: ``h = [1, 3, 3, 1] / 4``, gain ``cos³(π f)``;
+    - gaussian: ``h`` = the 5 taps of :func:`gaussian_kernel` (sum 1, hence the layer's DC gain
+      of 1/4 in 2-D); ``σ → 0`` is zero insertion, gain 1 at every frequency (the mirror image
+      passes unattenuated), a larger ``σ`` suppresses it more.
+
+    Examples
+    --------
+    >>> f, g = upsampling_response("bilinear", n=3)
+    >>> [round(float(v), 4) for v in g]   # cos³(π f) at f = 0, 0.25, 0.5
+    [1.0, 0.3536, 0.0]
+    """
+    if kind not in ("nearest", "bilinear", "gaussian"):
+        raise DipkitError(f"upsampling_response needs a fixed upsampler: 'nearest', 'bilinear' or "
+                          f"'gaussian', got {kind!r} (the 'deconv' upsampler is learned)")
+    if not isinstance(n, int) or n < 2:
+        raise DipkitError(f"n must be an integer >= 2, got {n!r}")
+    impulse = torch.zeros(1, 1, 1, 16, dtype=torch.float64)
+    impulse[..., 8] = 1.0
+    if kind == "gaussian":
+        k = gaussian_kernel(sigma, dtype=torch.float64).view(1, 1, 1, 5)
+        h = F.conv_transpose2d(impulse, k, stride=(1, 2), padding=(0, 2), output_padding=(0, 1))
+    else:
+        extra = {"align_corners": False} if kind == "bilinear" else {}
+        h = F.interpolate(impulse, scale_factor=(1, 2), mode=kind, **extra)
+    h = h.flatten()
+    freqs = torch.linspace(0, 0.5, n, dtype=torch.float64)
+    m = torch.arange(h.numel(), dtype=torch.float64)
+    phase = -2 * math.pi * freqs[:, None] * m[None, :]
+    response = torch.complex(torch.cos(phase) @ h, torch.sin(phase) @ h).abs()
+    return freqs, response / h.sum().abs()

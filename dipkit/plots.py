@@ -20,7 +20,8 @@ from .metrics import psnr as psnr_metric
 from .spectral import spectrum_ratio
 
 __all__ = ["psnr_curve", "band_curves", "ratio_curve", "image_grid", "spectrum_ratio_maps",
-           "mark_steps", "band_colors"]
+           "mark_steps", "band_colors", "spectral_norm_curves",
+           "mark_detections"]
 
 
 def _axes(ax):
@@ -149,3 +150,56 @@ def spectrum_ratio_maps(outputs: Mapping[str, torch.Tensor], observation: torch.
     axes.flat[0].set_ylabel("frequency (cycles/pixel)", fontsize=8)
     fig.colorbar(im, ax=list(axes.flat), shrink=0.8, label="min(1, |f̂| / |ŷ|)")
     return fig
+
+
+def spectral_norm_curves(recorder, ax=None, *, lipschitz: Optional[float] = None, raw: bool = True,
+                         title: Optional[str] = None):
+    """Spectral norm of each Lipschitz-controlled layer over the steps of a fit.
+
+    ``recorder`` is a :class:`dipkit.recorders.SpectralNormRecorder` that watched the fit. Solid
+    lines: the effective norms ``min(‖W‖₂, λ)`` that the forward pass uses; dashed (``raw=True``):
+    the norms ``‖W‖₂`` of the parameters that Adam updates. Layers are coloured from the first
+    (dark) to the last (light). ``lipschitz`` draws the bound λ as a horizontal line.
+    """
+    ax = _axes(ax)
+    steps, names, eff = recorder.array(effective=True)
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(names)))
+    for i, (color, name) in enumerate(zip(colors, names)):
+        label = "first layer" if i == 0 else "last layer" if i == len(names) - 1 else None
+        ax.plot(steps, eff[:, i], color=color, lw=1.2, label=label)
+    if raw:
+        _, _, raw_values = recorder.array(effective=False)
+        for i, color in enumerate(colors):
+            ax.plot(steps, raw_values[:, i], color=color, lw=0.8, ls="--",
+                    label="raw ‖W‖₂ (dashed)" if i == 0 else None)
+    if lipschitz is not None:
+        ax.axhline(lipschitz, color="crimson", lw=1, ls=":", label=f"λ = {lipschitz:g}")
+    ax.set(xlabel="optimizer step", ylabel="spectral norm ‖W_eff‖₂")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
+
+
+#: Line styles of :func:`mark_detections`, one per monitored rule (distinct in gray print too).
+_DETECTION_STYLES = [("crimson", ":"), ("tab:blue", "-."), ("darkorange", (0, (5, 2))), ("0.45", (0, (1, 3)))]
+
+
+def mark_detections(ax, run: Run, names: Optional[Sequence[str]] = None):
+    """Draw a vertical line at the step each monitored stopping rule selected.
+
+    ``run.detections`` holds, for every rule passed to :func:`dipkit.fit` as ``monitor=``, the step
+    whose output the rule selected (the step it fired at for the paper's rule, the
+    minimum-variance step for ES-WMV). ``names`` picks and orders the rules (default: all); rules
+    that never fired are skipped. Each line is labelled ``"name (step s)"``, and the legend is
+    redrawn. Returns ``ax``.
+    """
+    names = list(run.detections) if names is None else list(names)
+    for (color, ls), name in zip(_DETECTION_STYLES * (len(names) // len(_DETECTION_STYLES) + 1), names):
+        d = run.detections[name]
+        if d.step is None:
+            continue
+        ax.axvline(d.step, color=color, ls=ls, lw=1.5, label=f"{name} (step {d.step})")
+    ax.legend(fontsize=8)
+    return ax

@@ -45,41 +45,23 @@ def _check_size(gray: torch.Tensor, minimum: int, what: str) -> None:
         )
 
 
-def _blur_direction(d_f: torch.Tensor, d_b: torch.Tensor) -> torch.Tensor:
-    s_f = d_f.sum(dim=(-2, -1))
-    s_v = (d_f - d_b).clamp_min(0).sum(dim=(-2, -1))
-    return (s_f - s_v) / s_f
-
-
-def _box9(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Mean of 9 neighbours along ``dim`` (-1: width, -2: height), zero padding, same size.
-
-    Nine shifted slices of the padded image: on the CPU, unlike ``conv2d`` with one channel, this
-    stays fast for large images and batches.
-    """
-    size = x.shape[dim]
-    padded = F.pad(x, (4, 4) if dim == -1 else (0, 0, 4, 4))
-    total = padded.narrow(dim, 0, size).clone()
-    for k in range(1, 9):
-        total += padded.narrow(dim, k, size)
-    return total / 9
-
-
 def _blurriness(gray: torch.Tensor) -> torch.Tensor:
     _check_size(gray, BLUR_MIN_SIZE, "blurriness")
     h, w = gray.shape[-2:]
-    blur_v, blur_h = _box9(gray, -1), _box9(gray, -2)  # 1 x 9 box along the width, 9 x 1 along height
-    img, blur_v, blur_h = (t[..., 5 : h - 4, 5 : w - 4] for t in (gray, blur_v, blur_h))
-
-    # |x[i, j] - x[i, j-1]| (and along the height), then the [1:-1, 1:-1] trim of the paper's code
-    def diff_w(t):
-        return (t[..., 1:-1, 1:-1] - t[..., 1:-1, :-2]).abs()
-
-    def diff_h(t):
-        return (t[..., 1:-1, 1:-1] - t[..., :-2, 1:-1]).abs()
-
-    b_v = _blur_direction(diff_w(img), diff_w(blur_v))
-    b_h = _blur_direction(diff_h(img), diff_h(blur_h))
+    # After the crop to [5, H-4) x [5, W-4) and the [1:-1, 1:-1] trim, the paper's four
+    # difference maps live on rows [6, H-5), columns [6, W-5), and every tap they use lies inside
+    # the image. There, a difference of two neighbouring 9-box means is a difference of two
+    # pixels nine apart: B_v[i, j] - B_v[i, j-1] = (I[i, j+4] - I[i, j-5]) / 9 (the same along
+    # the height), so the box filters are never formed. And ΣD_F - Σmax(0, D_F - D_B) equals
+    # Σmin(D_F, D_B). Equal to the direct computation up to float rounding (tested).
+    rows, cols = slice(6, h - 5), slice(6, w - 5)
+    img = gray[..., rows, cols]
+    d_fv = (img - gray[..., rows, 5 : w - 6]).abs()
+    d_bv = (gray[..., rows, 10 : w - 1] - gray[..., rows, 1 : w - 10]).abs().div_(9)
+    d_fh = (img - gray[..., 5 : h - 6, cols]).abs()
+    d_bh = (gray[..., 10 : h - 1, cols] - gray[..., 1 : h - 10, cols]).abs().div_(9)
+    b_v = torch.minimum(d_fv, d_bv).sum(dim=(-2, -1)) / d_fv.sum(dim=(-2, -1))
+    b_h = torch.minimum(d_fh, d_bh).sum(dim=(-2, -1)) / d_fh.sum(dim=(-2, -1))
     return torch.maximum(b_v, b_h)
 
 
@@ -95,13 +77,10 @@ def _sharpness(gray: torch.Tensor) -> torch.Tensor:
     centre = gray[:, 2 : h - 1, 2 : w - 1]
     ch, cw = centre.shape[-2:]
     padded = F.pad(centre, (1, 1, 1, 1))  # the paper's shifted copies are zero-filled
-    neighbours = [
-        padded[:, 1 + dr : 1 + dr + ch, 1 + dc : 1 + dc + cw]
-        for dr in (-1, 0, 1)
-        for dc in (-1, 0, 1)
-        if (dr, dc) != (0, 0)
-    ]
-    mlv = functools.reduce(torch.maximum, neighbours) - centre
+    # The max over the 8 neighbours, separably: 4 maxima instead of 7.
+    sides = torch.maximum(padded[:, :, : cw], padded[:, :, 2:])  # left and right, every row
+    rows3 = torch.maximum(sides, padded[:, :, 1 : cw + 1])  # 3 wide, every row
+    mlv = torch.maximum(torch.maximum(rows3[:, :ch], rows3[:, 2:]), sides[:, 1 : ch + 1]).sub_(centre)
     k = min(_TOP, ch * cw)
     top = mlv.reshape(n, ch * cw).topk(k, dim=1).values[:, 2:]
     weighted = top * _mlv_weights(k, gray.device, gray.dtype)

@@ -129,3 +129,42 @@ def test_small_sigma_is_zero_insertion():
 def test_bad_sigma_is_refused():
     with pytest.raises(DipkitError, match="sigma"):
         GaussianUpsample(3, -0.5)
+
+
+def test_upsampling_response_closed_forms():
+    from dipkit.layers import upsampling_response
+    f, g = upsampling_response("nearest", n=65)
+    assert f.shape == g.shape == (65,)
+    assert float(f[0]) == 0.0 and float(f[-1]) == 0.5
+    assert torch.allclose(g, torch.cos(torch.pi * f).abs(), atol=1e-12)
+    _, g_bil = upsampling_response("bilinear", n=65)
+    assert torch.allclose(g_bil, torch.cos(torch.pi * f).abs() ** 3, atol=1e-12)
+    assert bool((g_bil <= g + 1e-12).all())  # bilinear passes less than nearest everywhere
+    # zero insertion (sigma -> 0) passes every frequency; sigma = 0.5 suppresses the top
+    _, g0 = upsampling_response("gaussian", n=65, sigma=0.0)
+    assert torch.allclose(g0, torch.ones_like(g0), atol=1e-12)
+    _, g5 = upsampling_response("gaussian", n=65, sigma=0.5)
+    assert float(g5[0]) == pytest.approx(1.0) and float(g5[-1]) < 0.05
+
+
+def test_upsampling_response_matches_the_gaussian_upsampler():
+    # the 1-D response is that of the module itself: an impulse through GaussianUpsample is h hᵀ
+    from dipkit.layers import upsampling_response
+    sigma = 0.7
+    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    x[..., 4, 4] = 1
+    h2 = GaussianUpsample(1, sigma).double()(x)[0, 0]
+    h = h2.sum(0)  # the column kernel sums to 1, so the row sums are the 1-D kernel
+    f, g = upsampling_response("gaussian", n=33, sigma=sigma)
+    m = torch.arange(h.numel(), dtype=torch.float64)
+    ref = (h[None, :] * torch.exp(-2j * torch.pi * f[:, None] * m[None, :])).sum(1).abs() / h.sum()
+    assert torch.allclose(g, ref, atol=1e-6)
+
+
+def test_upsampling_response_refuses_learned_or_unknown_kinds():
+    from dipkit.layers import upsampling_response
+    for bad in ("deconv", "cubic"):
+        with pytest.raises(DipkitError, match="fixed upsampler"):
+            upsampling_response(bad)
+    with pytest.raises(DipkitError, match="n must"):
+        upsampling_response("nearest", n=1)

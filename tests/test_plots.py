@@ -49,3 +49,35 @@ def test_spectrum_ratio_maps(run_and_images):
     fig = plots.spectrum_ratio_maps({f"step {s}": o for s, o in run.snapshots.items()}, noisy)
     assert len(fig.axes) == len(run.snapshots) + 1  # + colour bar
     plt.close(fig)
+
+
+def test_spectral_norm_curves_draw_every_layer_and_the_bound():
+    from dipkit.recorders import SpectralNormRecorder
+
+    clean = dipkit.images.sample("astronaut", size=32)
+    noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
+    model = dipkit.decoder(channels=8, depth=3, lipschitz=1.0)
+    rec = SpectralNormRecorder(model)
+    dipkit.fit(model, noisy, steps=20, probe_every=10, monitor={"norms": rec}, progress=False)
+    ax = plots.spectral_norm_curves(rec, lipschitz=1.0, title="λ = 1")
+    n_layers = len(model.lipschitz_layers())
+    assert len(ax.get_lines()) == 2 * n_layers + 1  # effective, raw, the bound
+    assert ax.get_xlabel() == "optimizer step" and ax.get_ylabel().startswith("spectral norm")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "λ = 1" in labels and any("raw" in t for t in labels)
+    plt.close(ax.figure)
+
+
+def test_mark_detections_draws_each_fired_rule():
+    clean = dipkit.images.sample("astronaut", size=32)
+    noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
+    run = dipkit.fit(dipkit.decoder(channels=8, depth=3), noisy, steps=30, probe_every=5, clean=clean,
+                     monitor={"early": Patience("loss", mode="max", patience=1),
+                              "never": Patience("loss", patience=100)}, progress=False)
+    assert run.detections["early"].step is not None and run.detections["never"].step is None
+    ax = plots.psnr_curve(run)
+    plots.mark_detections(ax, run)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"early (step {run.detections['early'].step})" in labels
+    assert not any(t.startswith("never") for t in labels)
+    plt.close(ax.figure)
