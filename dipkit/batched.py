@@ -31,6 +31,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from .degradations import Degradation, Identity
+from . import memory
 from .errors import DipkitError, DivergenceError, ShapeError
 from .fit import Run, _as_rule, _history, as_observation, default_device
 from .metrics import psnr as psnr_metric
@@ -218,6 +219,7 @@ def fit_many(model: Union[DIPNetwork, Sequence[DIPNetwork]], observations, *, st
             r.reset()
 
     device = torch.device(device) if device is not None else default_device()
+    memory.quick_check(template, h, w, device, batch=k_members)  # a clear error, not an OOM crash
     for m in members:
         m.to(device).train()
     y, x = y.to(device), (x.to(device) if x is not None else None)

@@ -59,6 +59,8 @@ def test_fit_stops_at_once_when_memory_is_short(monkeypatch):
     clean = dipkit.images.sample("astronaut", size=64)
     with pytest.raises(DipkitError, match="needs about"):
         dipkit.fit(dipkit.decoder(channels=16, depth=4), clean, steps=1, progress=False)
+    with pytest.raises(DipkitError, match="with 3 members needs about"):
+        dipkit.fit_many(dipkit.decoder(channels=16, depth=4), clean, seeds=[0, 1, 2], steps=1, progress=False)
 
 
 def test_available_and_errors():

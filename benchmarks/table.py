@@ -1,0 +1,111 @@
+"""Print the benchmark results as markdown tables: ``.venv/bin/python -m benchmarks.table``.
+
+Reads ``benchmarks/results/*.json`` (written by ``python -m benchmarks.run``): by default every
+full (not ``--quick``) run, oldest first; ``--latest`` only the newest per device; or the files
+given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _machine(r: dict) -> str:
+    m = r["machine"]
+    where = r["device"].upper() if r["device"] != "cpu" else f"{m['processor']}, {m['cores']} cores"
+    load = r.get("load_average_start") or []
+    busy = f", load avg {load[0]:g}" if load else ""
+    return f"{where}, torch {r['torch']}, {r['threads']} thread(s){busy}, {r['date'][:10]}"
+
+
+def _fmt(v, digits=2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def tables(records: list) -> str:
+    lines = []
+    for r in records:
+        f = r["figures"]
+        lines.append(f"**{_machine(r)}** (suite wall time {r['wall_s']:.0f} s)\n")
+        if "probes" in f:
+            one = r["threads"] > 1  # else the "1 thread" figures repeat the main ones
+            lines += ["| probes (FBC + blur + sharpness), RGB | NumPy/SciPy reference | dipkit | speed-up "
+                      + ("| dipkit, 1 thread | speed-up, 1 thread " if one else "") + "| max abs. difference |",
+                      "| --- | --- | --- | --- |" + (" --- | --- |" if one else "") + " --- |"]
+            for size, p in f["probes"].items():
+                diff = max(v for k, v in p["max_abs_difference"].items() if k != "ratio_relative")
+                single = (f"{p['ms']['dipkit_1thread']:.3f} ms | {p['speedup_1thread']:.1f}× | " if one else "")
+                lines.append(f"| {size}² | {p['ms']['reference']:.2f} ms | {p['ms']['dipkit']:.3f} ms | "
+                             f"{p['speedup']:.1f}× | {single}{diff:.1e} |")
+            lines.append("")
+        if "fit" in f:
+            lines += ["| fit, paper's decoder (128 ch.) | steps/s, no probes | probes every 1 | every 10 "
+                      "| every 100 | cost of probing every 10 (timed; from the probe's cost) |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for size, p in f["fit"].items():
+                s = p["steps_per_second"]
+                lines.append(f"| {size}² ({p['steps_per_measurement']} steps × {p['repeats']}) | "
+                             f"{s['none']:.2f} | {s['every 1']:.2f} | {s['every 10']:.2f} | "
+                             f"{s['every 100']:.2f} | {100 * p['overhead_vs_none']['every 10']:+.1f} %; "
+                             f"{100 * p['overhead_from_probe_cost']['every 10']:.2f} % |")
+            lines.append("")
+        if "options" in f:
+            o = f["options"]
+            lines += ["| fit options, " + o["image"].split()[-1] + " | ms/step | speed-up | PSNR difference |",
+                      "| --- | --- | --- | --- |",
+                      f"| default | {o['default']['ms_per_step']:.1f} | 1 | – |",
+                      f"| channels_last | {o['channels_last']['ms_per_step']:.1f} | "
+                      f"{o['channels_last']['speedup']:.2f}× | {o['channels_last']['psnr_difference_db']:+.3f} dB |"]
+            c = o.get("compile")
+            if c and c.get("status", "").startswith("on"):
+                lines.append(f"| compile (warm-up {c['warm_up_s']:.0f} s) | {c['ms_per_step']:.1f} | "
+                             f"{c['speedup']:.2f}× | {c['psnr_difference_db']:+.3f} dB |")
+            elif c:
+                lines.append(f"| compile | {c['status'][:160]} | | |")
+            lines.append("")
+        if "batched" in f:
+            b = f["batched"]
+            ks = [k for k in b if k.startswith("K=")]
+            lines += [f"| {b['network'].split('{')[0].strip()} {b['network'].split(':')[1].split(',')[0].strip()} "
+                      f"ch., {b['image'].split()[-1]}: ms per member-step | sequential fits | fit_many 'loop' "
+                      f"| fit_many 'vmap' |", "| --- | --- | --- | --- |"]
+            for k in ks:
+                ms, sp = b[k]["ms_per_member_step"], b[k]["speedup_vs_sequential"]
+                lines.append(f"| {k} | {ms['sequential']:.1f} | {ms['fit_many loop']:.1f} "
+                             f"({sp['fit_many loop']:.2f}×) | {ms['fit_many vmap']:.1f} ({sp['fit_many vmap']:.2f}×) |")
+            lines.append("")
+        if r.get("skipped"):
+            lines.append("Skipped: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items()) + ".\n")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.table", description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--latest", action="store_true", help="only the newest full run per device")
+    args = parser.parse_args(argv)
+    files = args.files or sorted(RESULTS.glob("*.json"))
+    records = [json.loads(p.read_text()) for p in files]
+    if not args.files:
+        records = sorted((r for r in records if not r.get("quick")), key=lambda r: r["date"])
+    if args.latest:
+        newest = {r["device"]: r for r in records}  # sorted by date: the last one wins
+        records = list(newest.values())
+    if not records:
+        print("no benchmark results: run python -m benchmarks.run first", file=sys.stderr)
+        return 1
+    print(tables(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
