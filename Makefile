@@ -13,6 +13,7 @@ SHELL  := /bin/bash
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: test book book-check unit notebooks install clean
 
@@ -27,14 +28,14 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 # The whole suite: unit tests and nbval over the chapters (quick profile: no GPU in CI), in one
 # pytest run, then a book build from the outputs that nbval has just checked.
 test: $(STAMP)
-	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest tests notebooks $(NBVAL) -q
+	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) -q
 	$(MAKE) --no-print-directory book-check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
 notebooks: $(STAMP)
-	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest notebooks $(NBVAL) -q
+	DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} $(BIN)/python -m pytest $(NOTEBOOKS) $(NBVAL) -q
 
 # The main job: a clean build that executes every chapter in this machine's profile; a failing
 # cell or any warning fails it.
