@@ -33,7 +33,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .degradations import Degradation, Identity
 from . import memory
 from .errors import DipkitError, DivergenceError, ShapeError
-from .fit import Run, _as_rule, _history, as_observation, default_device
+from .fit import Run, _as_rule, _history, as_observation, check_fit_arguments, default_device
 from .metrics import psnr as psnr_metric
 from .models import DIPNetwork, convnet, decoder, hourglass
 from .sharpness import blur_sharpness_ratio
@@ -156,16 +156,7 @@ def fit_many(model: Union[DIPNetwork, Sequence[DIPNetwork]], observations, *, st
     >>> [r.history.psnr.shape for r in runs]
     [(2,), (2,), (2,)]
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise DipkitError(f"steps must be a positive integer, got {steps!r}")
-    if not isinstance(probe_every, int) or probe_every < 1:
-        raise DipkitError(f"probe_every must be a positive integer, got {probe_every!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise DipkitError(f"lr must be a positive number, got {lr!r}")
-    probes = tuple(probes)
-    unknown = set(probes) - {"bands", "ratio"}
-    if unknown:
-        raise DipkitError(f"unknown probes {sorted(unknown)}: choose from 'bands', 'ratio'")
+    probes = check_fit_arguments(steps, probe_every, lr, probes)
     if method not in ("auto", "vmap", "loop"):
         raise DipkitError(f"method must be 'auto', 'vmap' or 'loop', got {method!r}")
 

@@ -298,18 +298,9 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
     """
     if not isinstance(model, DIPNetwork):
         raise DipkitError("model must be a DIPNetwork from dipkit.decoder, hourglass or convnet")
-    if not isinstance(steps, int) or steps < 1:
-        raise DipkitError(f"steps must be a positive integer, got {steps!r}")
-    if not isinstance(probe_every, int) or probe_every < 1:
-        raise DipkitError(f"probe_every must be a positive integer, got {probe_every!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise DipkitError(f"lr must be a positive number, got {lr!r}")
+    probes = check_fit_arguments(steps, probe_every, lr, probes)
     if ema is not None and not 0 <= ema < 1:
         raise DipkitError(f"ema must be in [0, 1), got {ema!r}")
-    probes = tuple(probes)
-    unknown = set(probes) - {"bands", "ratio"}
-    if unknown:
-        raise DipkitError(f"unknown probes {sorted(unknown)}: choose from 'bands', 'ratio'")
 
     y = as_observation(observation)
     _, c, h, w = y.shape
@@ -466,6 +457,21 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         best_psnr=float(best_psnr) if best is not None else None,
         history=history, snapshots=snapshots, steps_run=step, seconds=seconds,
         backtracks=backtracks, config=config, code=code.cpu(), detections=detections)
+
+
+def check_fit_arguments(steps, probe_every, lr, probes) -> tuple:
+    """Check the arguments shared by :func:`fit` and :func:`dipkit.fit_many`; return the probes."""
+    if not isinstance(steps, int) or steps < 1:
+        raise DipkitError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(probe_every, int) or probe_every < 1:
+        raise DipkitError(f"probe_every must be a positive integer, got {probe_every!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise DipkitError(f"lr must be a positive number, got {lr!r}")
+    probes = tuple(probes)
+    unknown = set(probes) - {"bands", "ratio"}
+    if unknown:
+        raise DipkitError(f"unknown probes {sorted(unknown)}: choose from 'bands', 'ratio'")
+    return probes
 
 
 def _as_rule(stop, probe_every: int) -> Optional[StoppingRule]:
