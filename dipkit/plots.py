@@ -174,7 +174,7 @@ def spectral_norm_curves(recorder, ax=None, *, lipschitz: Optional[float] = None
                     label="raw ‖W‖₂ (dashed)" if i == 0 else None)
     if lipschitz is not None:
         ax.axhline(lipschitz, color="crimson", lw=1, ls=":", label=f"λ = {lipschitz:g}")
-    ax.set(xlabel="optimizer step", ylabel="spectral norm ‖W_eff‖₂")
+    ax.set(xlabel="optimizer step", ylabel="spectral norm (largest singular value)")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
