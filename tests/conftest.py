@@ -42,3 +42,17 @@ def to_batch(a: np.ndarray, dtype=None):
     """A NumPy (H, W, C) image as a torch batch (1, C, H, W), optionally cast to ``dtype``."""
     t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
     return t if dtype is None else t.to(dtype)
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """A 20-step fit of a tiny decoder to noisy astronaut (64²), probed every 5 steps with a
+    clean reference and snapshots at steps 1, 10 and 20: ``(run, clean, noisy)``."""
+    import dipkit
+    from dipkit.degradations import GaussianNoise
+
+    clean = dipkit.images.sample("astronaut", size=64)
+    noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
+    run = dipkit.fit(dipkit.decoder(channels=8, depth=4), noisy, steps=20, probe_every=5, clean=clean,
+                     snapshot_every=10, progress=False)
+    return run, clean, noisy

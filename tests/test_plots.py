@@ -13,17 +13,8 @@ from dipkit.degradations import GaussianNoise  # noqa: E402
 from dipkit.stopping import Patience  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def run_and_images():
-    clean = dipkit.images.sample("astronaut", size=64)
-    noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
-    run = dipkit.fit(dipkit.decoder(channels=8, depth=4), noisy, steps=40, probe_every=5, clean=clean,
-                     stop=Patience("loss", patience=100), snapshot_every=20, progress=False)
-    return run, clean, noisy
-
-
-def test_curves_are_labelled_and_marked(run_and_images):
-    run, clean, noisy = run_and_images
+def test_curves_are_labelled_and_marked(tiny_run):
+    run, clean, noisy = tiny_run
     fig, axes = plt.subplots(1, 3)
     plots.psnr_curve(run, ax=axes[0], baseline=20.0)
     plots.band_curves(run, ax=axes[1])
@@ -36,16 +27,16 @@ def test_curves_are_labelled_and_marked(run_and_images):
     plt.close(fig)
 
 
-def test_image_grid_titles_carry_psnr(run_and_images):
-    run, clean, noisy = run_and_images
+def test_image_grid_titles_carry_psnr(tiny_run):
+    run, clean, noisy = tiny_run
     fig = plots.image_grid({"noisy": noisy, "DIP": run.final}, clean=clean, zoom=(0, 0, 32, 32))
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("noisy\n") and titles[0].endswith("dB")
     plt.close(fig)
 
 
-def test_spectrum_ratio_maps(run_and_images):
-    run, clean, noisy = run_and_images
+def test_spectrum_ratio_maps(tiny_run):
+    run, clean, noisy = tiny_run
     fig = plots.spectrum_ratio_maps({f"step {s}": o for s, o in run.snapshots.items()}, noisy)
     assert len(fig.axes) == len(run.snapshots) + 1  # + colour bar
     plt.close(fig)

@@ -9,25 +9,15 @@ import pytest  # noqa: E402
 
 import dipkit  # noqa: E402
 from dipkit import widgets  # noqa: E402
-from dipkit.degradations import GaussianNoise  # noqa: E402
 from dipkit.errors import DipkitError  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    clean = dipkit.images.sample("astronaut", size=64)
-    noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
-    run = dipkit.fit(dipkit.decoder(channels=8, depth=4), noisy, steps=20, probe_every=5, clean=clean,
-                     snapshot_every=10, probes=("bands",), progress=False)
-    return run, noisy, clean
 
 
 def test_no_live_frontend_outside_a_kernel():
     assert widgets.live_frontend() is False
 
 
-def test_static_figure_has_the_panels(tiny):
-    run, noisy, clean = tiny
+def test_static_figure_has_the_panels(tiny_run):
+    run, clean, noisy = tiny_run
     assert sorted(run.snapshots) == [1, 10, 20]
     for static in (True, None):  # None: auto-detect, and pytest has no live front-end
         fig = widgets.explore_run(run, noisy, clean, static=static)
@@ -45,16 +35,16 @@ def test_static_figure_has_the_panels(tiny):
         assert sum(line.get_label() == "shown step" for line in band_ax.get_lines()) == 1
 
 
-def test_static_figure_with_chosen_steps(tiny):
-    run, noisy, clean = tiny
+def test_static_figure_with_chosen_steps(tiny_run):
+    run, clean, noisy = tiny_run
     fig = widgets.explore_run(run, noisy, clean, static=True, steps=[1, 20])
     assert len(fig.axes) == 2 * 2 + 3
     with pytest.raises(DipkitError, match="snapshot steps"):
         widgets.explore_run(run, noisy, static=True, steps=[15])
 
 
-def test_run_without_clean_shows_the_fit_to_the_observation(tiny):
-    _, noisy, _ = tiny
+def test_run_without_clean_shows_the_fit_to_the_observation(tiny_run):
+    _, _, noisy = tiny_run
     run = dipkit.fit(dipkit.decoder(channels=8, depth=4), noisy, steps=5, snapshot_every=5, probes=("bands",),
                      progress=False)
     fig = widgets.explore_run(run, noisy, static=True)
@@ -62,16 +52,16 @@ def test_run_without_clean_shows_the_fit_to_the_observation(tiny):
     assert not any(ax.get_title().endswith("dB") for ax in fig.axes)
 
 
-def test_run_without_snapshots_is_refused(tiny):
-    _, noisy, _ = tiny
+def test_run_without_snapshots_is_refused(tiny_run):
+    _, _, noisy = tiny_run
     run = dipkit.fit(dipkit.decoder(channels=8, depth=4), noisy, steps=5, probes=("bands",), progress=False)
     with pytest.raises(DipkitError, match="snapshot_every"):
         widgets.explore_run(run, noisy, static=True)
 
 
-def test_widget_when_forced(tiny):
+def test_widget_when_forced(tiny_run):
     ipywidgets = pytest.importorskip("ipywidgets")
-    run, noisy, clean = tiny
+    run, clean, noisy = tiny_run
     box = widgets.explore_run(run, noisy, clean, static=False)
     assert isinstance(box, ipywidgets.VBox)
     slider, out = box.children
