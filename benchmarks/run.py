@@ -127,11 +127,14 @@ def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
         fbc = BandCorrespondence(obs)
         batch8 = torch.cat([out] * 8)
 
-        def reference():
-            # what the paper's code does at every step: to NumPy, gray, FBC, blur, MLV sharpness
+        def reference(sort="numpy"):
+            # the paper's formulas at every step: to NumPy, gray, FBC, blur, MLV sharpness
             g = gray_reference(out[0].permute(1, 2, 0).numpy())
             g0 = gray_reference(obs[0].permute(1, 2, 0).numpy())
-            return fbc_reference(g, g0), blur_reference(g), sharpness_reference(g)
+            return fbc_reference(g, g0), blur_reference(g), sharpness_reference(g, sort=sort)
+
+        def paper_code():  # the same, sorting the MLV map with Python's sorted as the paper's code does
+            return reference(sort="python")
 
         def in_fit():  # what dipkit.fit computes at a probe (the observation's spectrum made once)
             return fbc(out), blur_sharpness_ratio(out)
@@ -139,18 +142,19 @@ def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
         def standalone():
             return band_correspondence(out, obs), blur_sharpness_ratio(out)
 
-        for fn in (reference, in_fit, standalone):
+        for fn in (reference, paper_code, in_fit, standalone):
             fn()
         t_ref = per_call(reference, 1)
         n_ref = max(1, int(0.05 / t_ref))
         n_dk = max(5, int(0.05 / max(per_call(in_fit, 3), 1e-5)))
-        times = {"reference": [], "dipkit": [], "dipkit_function": [], "dipkit_1thread": [],
-                 "dipkit_batch8_per_image": []}
+        times = {"reference": [], "paper_code": [], "dipkit": [], "dipkit_function": [],
+                 "dipkit_1thread": [], "dipkit_batch8_per_image": []}
         threads = torch.get_num_threads()
         deadline = time.perf_counter() + seconds
         r = 0
         while r < rounds and (r < 3 or time.perf_counter() < deadline):
             times["reference"].append(per_call(reference, n_ref))
+            times["paper_code"].append(per_call(paper_code, 1))
             times["dipkit"].append(per_call(in_fit, n_dk))
             times["dipkit_function"].append(per_call(standalone, n_dk))
             torch.set_num_threads(1)
@@ -174,10 +178,12 @@ def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
             speedup=round(ms["reference"] / ms["dipkit"], 2),
             speedup_function=round(ms["reference"] / ms["dipkit_function"], 2),
             speedup_1thread=round(ms["reference"] / ms["dipkit_1thread"], 2),
+            speedup_vs_paper_code=round(ms["paper_code"] / ms["dipkit"], 2),
             max_abs_difference=diff, values_within_1e_4=bool(max(v for k, v in diff.items()
                                                                   if k != "ratio_relative") < 1e-4))
-        log(f"probes {size}²: reference {ms['reference']:.2f} ms, dipkit {ms['dipkit']:.3f} ms "
-            f"(x{results[f'{size}']['speedup']}), max diff {max(diff.values()):.2e}")
+        log(f"probes {size}²: reference {ms['reference']:.2f} ms (paper's code, Python sort: "
+            f"{ms['paper_code']:.2f} ms), dipkit {ms['dipkit']:.3f} ms (x{results[f'{size}']['speedup']}; "
+            f"x{results[f'{size}']['speedup_vs_paper_code']} vs the paper's code), max diff {max(diff.values()):.2e}")
     return results
 
 

@@ -38,14 +38,20 @@ def tables(records: list) -> str:
         lines.append(f"**{_machine(r)}** (suite wall time {r['wall_s']:.0f} s)\n")
         if "probes" in f:
             one = r["threads"] > 1  # else the "1 thread" figures repeat the main ones
-            lines += ["| probes (FBC + blur + sharpness), RGB | NumPy/SciPy reference | dipkit | speed-up "
+            paper = all("paper_code" in p["ms"] for p in f["probes"].values())
+            lines += ["| probes (FBC + blur + sharpness), RGB | NumPy/SciPy reference (np.sort) "
+                      + ("| the paper's code (Python sort) " if paper else "") + "| dipkit | speed-up "
+                      + ("| speed-up vs the paper's code " if paper else "")
                       + ("| dipkit, 1 thread | speed-up, 1 thread " if one else "") + "| max abs. difference |",
-                      "| --- | --- | --- | --- |" + (" --- | --- |" if one else "") + " --- |"]
+                      "| --- | --- | --- | --- |" + (" --- | --- |" if paper else "")
+                      + (" --- | --- |" if one else "") + " --- |"]
             for size, p in f["probes"].items():
                 diff = max(v for k, v in p["max_abs_difference"].items() if k != "ratio_relative")
                 single = (f"{p['ms']['dipkit_1thread']:.3f} ms | {p['speedup_1thread']:.1f}× | " if one else "")
-                lines.append(f"| {size}² | {p['ms']['reference']:.2f} ms | {p['ms']['dipkit']:.3f} ms | "
-                             f"{p['speedup']:.1f}× | {single}{diff:.1e} |")
+                code = f"{p['ms']['paper_code']:.2f} ms | " if paper else ""
+                code_speedup = f"{p['speedup_vs_paper_code']:.1f}× | " if paper else ""
+                lines.append(f"| {size}² | {p['ms']['reference']:.2f} ms | {code}{p['ms']['dipkit']:.3f} ms | "
+                             f"{p['speedup']:.1f}× | {code_speedup}{single}{diff:.1e} |")
             lines.append("")
         if "fit" in f:
             lines += ["| fit, paper's decoder (128 ch.) | steps/s, no probes | probes every 1 | every 10 "

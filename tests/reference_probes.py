@@ -72,11 +72,12 @@ def blur_reference(gray):
     return max(b_v, b_h)
 
 
-def sharpness_reference(gray):
+def sharpness_reference(gray, sort="numpy"):
     """MLV sharpness (Bahrami & Kot 2014) of an (H, W) gray image, as the paper's code: a float.
 
     Maps with fewer than 1001 values use j = 2 .. (number of values - 1), as ``dipkit`` does (the
-    paper's code fails there).
+    paper's code fails there). ``sort="python"`` sorts with Python's ``sorted`` as the paper's
+    code does (PROTOCOL section 5: the cost to beat); ``"numpy"`` with ``np.sort``. Same value.
     """
     img = np.asarray(gray, dtype=np.float64)
     h, w = img.shape
@@ -90,7 +91,10 @@ def sharpness_reference(gray):
             canvas[r0:r1, c0:c1] = centre
             shifted.append(canvas[2 : h - 1, 2 : w - 1])
     mlv = np.max(np.stack(shifted) - centre, axis=0)
-    values = np.sort(mlv.ravel())[::-1]
+    if sort == "python":
+        values = np.array(sorted(mlv.ravel().tolist(), reverse=True))
+    else:
+        values = np.sort(mlv.ravel())[::-1]
     j = np.arange(2, min(1001, values.size))
     weighted = values[j] * np.exp(-0.01 * j)
     return float(np.sqrt(np.mean(weighted**2)))

@@ -59,6 +59,12 @@ def test_matches_reference_float64(h, w, channels):
     assert abs(float(blur_sharpness_ratio(img)[0]) - ratio_reference(gray)) < 1e-6
 
 
+def test_reference_python_sort_equals_numpy_sort():
+    """The benchmark's 'paper's code' baseline sorts with Python's sorted: the same value."""
+    gray = gray_reference(_random_image(40, 52, 3, seed=3))
+    assert sharpness_reference(gray, sort="python") == sharpness_reference(gray, sort="numpy")
+
+
 @pytest.mark.parametrize("h, w", SIZES)
 def test_float32_matches_float64_reference(h, w):
     image = _random_image(h, w, 3, seed=7)
