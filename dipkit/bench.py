@@ -5,6 +5,10 @@ or the end of a fixed budget), the oracle peak (step and PSNR, from the clean im
 ES-WMV would have stopped the same fit, and the wall time. :func:`summarize` turns the rows into
 mean ± std per method, the table of the book's last chapter.
 
+ES-WMV (Wang et al.) watches every fit with a window of 100 steps and a patience of 1000 steps
+at the paper's budget of 10 000 steps; the patience shrinks with the profile's budget (200 steps
+in the quick profile's 2000), since a fit shorter than window + patience can never see it fire.
+
 Methods
 -------
 ``paper``
@@ -18,7 +22,7 @@ Examples
 --------
 >>> import dipkit.bench as bench
 >>> rows = bench.run("denoise", "../shared/data/set9", methods=("paper",), seeds=(0,),
-...                  size=64, steps=200)                     # doctest: +SKIP
+...                  resize=64, steps=200)                   # doctest: +SKIP
 >>> bench.write_csv(rows, "results.csv"); print(bench.format_summary(bench.summarize(rows)))  # doctest: +SKIP
 """
 
@@ -32,17 +36,19 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .degradations import JPEG, Degradation, GaussianNoise, Inpainting, bernoulli_mask
 from .errors import DipkitError
 from .fit import fit
 from .images import NamedImage, load_folder, rgb_to_gray
 from .metrics import psnr, ssim
-from .presets import ORIGINAL_DIP, PAPER, Profile, get_profile
+from .presets import ORIGINAL_DIP, PAPER, PROFILES, Profile, get_profile
 from .stopping import ESWMV
 
 __all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
-           "degradation_for", "centre_crop"]
+           "append_csv", "observations", "degradation_for", "centre_crop", "downsample",
+           "default_eswmv_patience"]
 
 METHODS = ("paper", "dip")
 BENCH_TASKS = ("denoise", "deblock", "inpaint")
@@ -56,6 +62,37 @@ def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     th, tw = min(size, h), min(size, w)
     top, left = (h - th) // 2, (w - tw) // 2
     return image[..., top:top + th, left:left + tw]
+
+
+def downsample(image: torch.Tensor, side: int) -> torch.Tensor:
+    """The whole image shrunk so that its shorter side is ``side`` pixels, aspect ratio kept.
+
+    Images get area (box-average, so anti-aliased) downsampling; bool masks get nearest-neighbour
+    sampling so that they stay binary (a Bernoulli mask stays a Bernoulli mask of the same
+    density). An image whose shorter side is already at most ``side`` is returned as it is.
+
+    Parameters
+    ----------
+    image : Tensor (N, C, H, W), float or bool
+    side : int
+        Target length of the shorter side, in pixels.
+
+    Returns
+    -------
+    Tensor (N, C, H2, W2) of the input's dtype, min(H2, W2) = side (or the input itself)
+
+    Examples
+    --------
+    >>> downsample(torch.rand(1, 3, 512, 768), 64).shape
+    torch.Size([1, 3, 64, 96])
+    """
+    h, w = image.shape[-2:]
+    if min(h, w) <= side:
+        return image
+    size = (side, max(1, round(w * side / h))) if h <= w else (max(1, round(h * side / w)), side)
+    if image.dtype == torch.bool:
+        return F.interpolate(image.float(), size=size, mode="nearest-exact") > 0.5
+    return F.interpolate(image, size=size, mode="area")
 
 
 def degradation_for(task: str, item: NamedImage, preset) -> Degradation:
@@ -80,21 +117,30 @@ def _method_preset(task: str, method: str):
     raise DipkitError(f"unknown method {method!r}: choose from {METHODS}")
 
 
-def _prepare(item: NamedImage, task: str, size: Optional[int], multiple: int) -> NamedImage:
+def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[int],
+             multiple: int) -> NamedImage:
+    """Gray for deblocking and inpainting; downsample, then centre-crop; then cut to a multiple."""
     image, mask = item.image, item.mask
     if task != "denoise" and image.shape[1] == 3:  # the paper's deblocking and inpainting are gray
         image = rgb_to_gray(image)
+    if resize is not None:
+        image = downsample(image, resize)
+        mask = downsample(mask, resize) if mask is not None else None
     if size is not None:
         image = centre_crop(image, size)
         mask = centre_crop(mask, size) if mask is not None else None
     h, w = image.shape[-2:]
     h2, w2 = h - h % multiple, w - w % multiple
+    if h2 == 0 or w2 == 0:
+        raise DipkitError(f"image {item.name!r} is {w}x{h} pixels after cropping/resizing, smaller than "
+                          f"{multiple}, the least side the network takes; crop or resize to at least {multiple}")
     return NamedImage(item.name, image[..., :h2, :w2], None if mask is None else mask[..., :h2, :w2])
 
 
 def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: Iterable[str] = METHODS,
         seeds: Iterable[int] = (0, 1, 2), profile: Optional[Profile] = None, size: Optional[int] = None,
-        steps: Optional[int] = None, device=None, progress: bool = False, on_row=None) -> list:
+        resize: Optional[int] = None, steps: Optional[int] = None, eswmv_patience: Optional[int] = None,
+        device=None, progress: bool = False, on_row=None) -> list:
     """Run ``task`` on every image with every method and seed; return the rows (dicts).
 
     Parameters
@@ -109,42 +155,85 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
         Network width and probe spacing (default: :func:`dipkit.get_profile`).
     size : int, optional
         Centre-crop the images to ``size`` × ``size`` (e.g. 256 on a CPU).
+    resize : int, optional
+        Downsample each whole image so that its shorter side is ``resize`` (:func:`downsample`:
+        area averaging, masks by nearest neighbour); applied before ``size``. At 64 a 512²
+        image keeps its content, where a 64² crop of it is mostly one flat patch.
     steps : int, optional
         Override the step budget of every method (default: the presets' at this profile).
+    eswmv_patience : int, optional
+        Patience of the ES-WMV monitor in steps (default :func:`default_eswmv_patience`: ES-WMV's 1000
+        scaled by the profile's budget, 200 in the quick profile). Its window is 100 steps.
     on_row : callable, optional
         Called with each row as soon as it is measured (e.g. to append to a CSV).
 
     Returns
     -------
     list of dict with the keys of :data:`COLUMNS`; PSNR in dB, seconds of wall time.
+
+    Notes
+    -----
+    Every argument (task, methods, image sizes) is checked before the first fit.
     """
     if task not in BENCH_TASKS:
         raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
     profile = profile or get_profile()
     items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    presets = {method: _method_preset(task, method) for method in methods}
+    patience = eswmv_patience or default_eswmv_patience(profile)
+    items = [_prepare(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
     rows = []
     for item in items:
-        for method in methods:
-            preset = _method_preset(task, method)
+        for method, preset in presets.items():
             for seed in seeds:
-                row = _run_one(task, item, method, preset, seed, profile, size, steps, device, progress)
+                row = _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress)
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
     return rows
 
 
-def _run_one(task, item, method, preset, seed, profile, size, steps, device, progress) -> dict:
-    item = _prepare(item, task, size, multiple=2 ** profile.depth)
+def observations(task: str, images: Union[str, Path, Sequence[NamedImage]], *, seeds: Iterable[int] = (0, 1, 2),
+                 profile: Optional[Profile] = None, size: Optional[int] = None,
+                 resize: Optional[int] = None) -> list:
+    """The observations that :func:`run` fits, measured against the clean images (no fit).
+
+    The same images (prepared as :func:`run` prepares them) and degradations with the same seeds,
+    so the rows are the baseline that a method's PSNR must beat. Takes seconds.
+
+    Returns
+    -------
+    list of dict: task, image, seed, height, width (pixels, after resizing and cropping), psnr (dB), ssim
+    """
+    if task not in BENCH_TASKS:
+        raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
+    profile = profile or get_profile()
+    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    rows = []
+    for item in (_prepare(i, task, size, resize, multiple=2 ** profile.depth) for i in items):
+        for seed in seeds:
+            y = degradation_for(task, item, PAPER[task]).observe(item.image, seed=seed)
+            rows.append(dict(task=task, image=item.name, seed=seed, height=y.shape[-2], width=y.shape[-1],
+                             psnr=float(psnr(y, item.image)[0]), ssim=float(ssim(y, item.image)[0])))
+    return rows
+
+
+def default_eswmv_patience(profile: Profile) -> int:
+    """ES-WMV's patience of 1000 steps, scaled by the profile's budget over the paper's 10 000."""
+    return max(1, round(1000 * profile.steps / PROFILES["full"].steps))
+
+
+def _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress) -> dict:
     model = preset.model(item.image.shape[1], profile, seed=seed)
     clean = item.image
     op = degradation_for(task, item, preset)
     y = op.observe(clean, seed=seed)
     kwargs = preset.fit_kwargs(profile, **({"steps": steps} if steps else {}))
-    window = max(1, 100 // kwargs["probe_every"])
+    every = kwargs["probe_every"]
+    window, patience = max(1, 100 // every), max(1, patience // every)
     start = time.perf_counter()
     result = fit(model, y, degradation=op, clean=clean, seed=seed, device=device, progress=progress,
-                 monitor={"eswmv": ESWMV(window=window, patience=10 * window)}, **kwargs)
+                 monitor={"eswmv": ESWMV(window=window, patience=patience)}, **kwargs)
     seconds = time.perf_counter() - start
     out = result.stopped
     eswmv = result.detections["eswmv"]
@@ -164,6 +253,18 @@ def write_csv(rows: Sequence[dict], path) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+
+
+def append_csv(row: dict, path) -> None:
+    """Append one row to a CSV file of :func:`write_csv`'s format (the header first when the file
+    is new or empty), and close it: rows written before an interruption stay."""
+    path = Path(path)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
 
 
 def read_csv(path) -> list:

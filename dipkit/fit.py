@@ -367,7 +367,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
             ema_out = out.clone() if ema_out is None else ema_out.mul_(ema).add_(out, alpha=1 - ema)
             out = ema_out
         if step in wanted_snapshots:
-            snapshots[step] = out.cpu()
+            snapshots[step] = out.to("cpu", copy=True)  # a copy: the EMA output changes in place
         if step % probe_every and step != steps:
             continue
         # ---- probe ----
@@ -420,7 +420,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
             if detections[name].fired_at is None:
                 hit = r.update(step, out, readings)
                 if r.selected_step == step:
-                    detections[name].output, detections[name].step = out.cpu(), step
+                    detections[name].output, detections[name].step = out.to("cpu", copy=True), step
                 if hit:
                     detections[name].fired_at, detections[name].step = step, r.selected_step
         if rule is not None:

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import torch
 import pytest
 
 import dipkit
@@ -71,3 +72,90 @@ def test_bad_task_and_method():
         bench.run("enhance", [], profile=TINY)
     with pytest.raises(DipkitError, match="method"):
         bench.run("denoise", [NamedImage("a", dipkit.images.sample("camera", size=64))], methods=("bm3d",), profile=TINY)
+
+
+def test_downsample_keeps_the_whole_image_and_binary_masks():
+    x = torch.zeros(1, 1, 128, 192)
+    x[..., :, 96:] = 1.0                                   # right half white
+    y = bench.downsample(x, 32)
+    assert y.shape == (1, 1, 32, 48) and y.dtype == torch.float32
+    assert float(y.mean()) == pytest.approx(0.5)           # area averaging keeps the mean
+    assert float(y[..., :, :24].max()) == 0 and float(y[..., :, 24:].min()) == 1
+    checker = (torch.arange(128)[:, None] + torch.arange(192)[None, :]) % 2 == 0
+    a = bench.downsample(checker[None, None].float(), 32)
+    assert torch.allclose(a, torch.full_like(a, 0.5))     # anti-aliased: no aliasing to 0 or 1
+    mask = dipkit.degradations.bernoulli_mask(256, 256, 0.5, seed=3)
+    m = bench.downsample(mask, 64)
+    assert m.dtype == torch.bool and m.shape == (1, 1, 64, 64)
+    assert 0.4 < float(m.float().mean()) < 0.6             # still about half known
+    assert bench.downsample(x, 128) is x and bench.downsample(x, 500) is x   # never enlarges
+
+
+def test_resize_and_crop_in_run():
+    big = NamedImage("a", dipkit.images.sample("camera", size=(128, 192)),
+                     dipkit.degradations.bernoulli_mask(128, 192, 0.5, seed=0))
+    seen = []
+
+    def spy(model, y, *args, **kwargs):
+        seen.append(tuple(y.shape[-2:]))
+        return original(model, y, *args, **kwargs)
+
+    original = bench.fit
+    try:
+        bench.fit = spy
+        bench.run("inpaint", [big], methods=("paper",), seeds=(0,), profile=TINY, steps=2, resize=64)
+        bench.run("inpaint", [big], methods=("paper",), seeds=(0,), profile=TINY, steps=2, size=64)
+        bench.run("inpaint", [big], methods=("paper",), seeds=(0,), profile=TINY, steps=2, resize=96, size=64)
+    finally:
+        bench.fit = original
+    assert seen == [(64, 96), (64, 64), (64, 64)]
+    item = bench._prepare(big, "inpaint", None, 64, multiple=16)
+    assert item.mask.dtype == torch.bool and item.mask.shape[-2:] == item.image.shape[-2:] == (64, 96)
+    assert torch.allclose(item.image, torch.nn.functional.avg_pool2d(big.image, 2))
+
+
+def test_too_small_and_unknown_method_fail_before_any_fit():
+    calls = []
+    original = bench.fit
+    try:
+        bench.fit = lambda *a, **k: calls.append(1)
+        items = [NamedImage("a", dipkit.images.sample("camera", size=64))]
+        with pytest.raises(DipkitError, match="least side"):
+            bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, resize=8)
+        with pytest.raises(DipkitError, match="method"):
+            bench.run("denoise", items, methods=("paper", "bm3d"), seeds=(0,), profile=TINY)
+    finally:
+        bench.fit = original
+    assert calls == []
+
+
+def test_append_csv_writes_the_header_once(tmp_path, rows):
+    path = tmp_path / "a.csv"
+    for r in rows[:3]:
+        bench.append_csv(r, path)
+    back = bench.read_csv(path)
+    assert len(back) == 3 and [b["psnr"] for b in back] == pytest.approx([r["psnr"] for r in rows[:3]])
+    assert path.read_text().count("task,image") == 1
+
+
+def test_eswmv_patience_scales_with_the_profile_and_can_be_set(monkeypatch):
+    assert bench.default_eswmv_patience(dipkit.presets.PROFILES["full"]) == 1000
+    assert bench.default_eswmv_patience(dipkit.presets.PROFILES["quick"]) == 200
+    made = []
+    monkeypatch.setattr(bench, "ESWMV", lambda **kw: made.append(kw) or dipkit.stopping.ESWMV(**kw))
+    items = [NamedImage("a", dipkit.images.sample("camera", size=64))]
+    bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, steps=2)
+    bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, steps=2, eswmv_patience=50)
+    assert made == [dict(window=20, patience=1), dict(window=20, patience=10)]  # TINY: 40 steps, probes every 5
+
+
+def test_observations_are_the_fitted_observations():
+    item = NamedImage("a", dipkit.images.sample("astronaut", size=(128, 192)))
+    rows = bench.observations("denoise", [item], seeds=(0, 1), profile=TINY, resize=64)
+    assert [(r["seed"], r["height"], r["width"]) for r in rows] == [(0, 64, 96), (1, 64, 96)]
+    assert 19.5 < rows[0]["psnr"] < 21.5 and rows[0]["psnr"] != rows[1]["psnr"]   # σ = 25/255
+    clean = bench.downsample(item.image, 64)
+    y = dipkit.degradations.GaussianNoise(25 / 255).observe(clean, seed=1)
+    assert rows[1]["psnr"] == pytest.approx(float(dipkit.metrics.psnr(y, clean)[0]))
+    gray = bench.observations("deblock", [item], seeds=(0,), profile=TINY, size=64)
+    assert (gray[0]["height"], gray[0]["width"]) == (64, 64) and 15 < gray[0]["psnr"] < 40

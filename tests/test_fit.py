@@ -176,3 +176,29 @@ def test_monitored_rules_do_not_stop_the_fit(denoising):
     assert d.fired_at == d.step == 40
     assert torch.equal(d.output, run.snapshots[40])
     assert run.detections["never"].fired_at is None and run.detections["never"].output is None
+
+
+class _FiresAt(StoppingRule):
+    """Fires at a given step and selects it."""
+
+    def __init__(self, at):
+        self.at = at
+        super().__init__()
+
+    def update(self, step, output, readings):
+        return self._stop(step) if step == self.at else False
+
+
+def test_snapshots_and_detections_are_copies_with_ema(denoising):
+    """With an output EMA the output is one tensor updated in place; on the CPU ``.cpu()`` does
+    not copy, so a snapshot or a monitor's output kept without a copy would turn into the last one."""
+    clean, noisy = denoising
+    run = dipkit.fit(small_model(), noisy, steps=30, probe_every=10, clean=clean, seed=0, ema=0.9,
+                     snapshot_every=10, monitor={"at10": _FiresAt(10)}, progress=False)
+    det = run.detections["at10"]
+    assert det.fired_at == 10 and det.step == 10
+    assert torch.equal(det.output, run.snapshots[10])
+    assert not torch.equal(run.snapshots[10], run.final) and not torch.equal(run.snapshots[20], run.final)
+    assert torch.equal(run.snapshots[30], run.final)
+    first = float(dipkit.metrics.psnr(det.output, clean)[0])
+    assert first == pytest.approx(float(run.history.psnr[0]), abs=1e-4)   # the PSNR probed at step 10
