@@ -17,12 +17,13 @@ batched       fit_many: K networks fitted at once (K seeds of one image, or K im
 memory        the peak memory of a fit, and a clear error instead of running out of it
 presets       the paper's settings per task and the quick/full run profiles
 metrics       PSNR and SSIM in the paper's conventions
+baselines     classical restorations (TV, non-local means, wavelet, BM3D; biharmonic inpainting)
 """
 
 from . import degradations, images, layers, metrics, models, presets, sharpness, spectral, stopping
 from .errors import DipkitError, DivergenceError, ImageError, ShapeError
 from .fit import History, Run, fit
-from . import batched, memory
+from . import baselines, batched, memory
 from .batched import fit_many
 from .models import convnet, decoder, hourglass
 from .presets import get_profile
@@ -33,5 +34,5 @@ __all__ = [
     "fit", "fit_many", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
     "DipkitError", "DivergenceError", "ImageError", "ShapeError",
     "images", "degradations", "layers", "models", "spectral", "sharpness", "stopping", "presets",
-    "metrics", "batched", "memory",
+    "metrics", "batched", "memory", "baselines",
 ]

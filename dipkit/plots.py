@@ -17,11 +17,12 @@ import torch
 from .fit import Run
 from .images import to_numpy
 from .metrics import psnr as psnr_metric
+from .metrics import ssim as ssim_metric
 from .spectral import spectrum_ratio
 
 __all__ = ["psnr_curve", "band_curves", "ratio_curve", "image_grid", "spectrum_ratio_maps",
            "mark_steps", "band_colors", "spectral_norm_curves",
-           "mark_detections"]
+           "mark_detections", "log_spectra"]
 
 
 def _axes(ax):
@@ -106,12 +107,17 @@ def _show(ax, image: torch.Tensor, title: str = "") -> None:
 
 
 def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor] = None, *,
-               ncols: Optional[int] = None, zoom: Optional[Sequence[int]] = None, size: float = 2.6):
+               ncols: Optional[int] = None, zoom: Optional[Sequence[int]] = None, size: float = 2.6,
+               ssim: bool = False, box: Optional[Sequence[int]] = None):
     """Show images side by side, each titled with its PSNR against ``clean`` when given.
 
-    ``zoom = (top, left, height, width)`` shows that crop of every image instead (pixels).
-    Returns the figure.
+    ``zoom = (top, left, height, width)`` shows that crop of every image instead (pixels); the
+    PSNR (and SSIM) in the titles stay those of the whole image. ``ssim=True`` adds the SSIM to
+    the titles (needs ``clean``). ``box = (top, left, height, width)`` outlines that region on
+    every image (e.g. the crop of a zoomed grid that follows). Returns the figure.
     """
+    if ssim and clean is None:
+        raise ValueError("ssim=True needs the clean image: pass clean=")
     n = len(images)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
@@ -120,10 +126,15 @@ def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor]
         title = label
         if clean is not None:
             title += f"\n{float(psnr_metric(image, clean)[0]):.2f} dB"
+            if ssim:
+                title += f", SSIM {float(ssim_metric(image, clean)[0]):.3f}"
         if zoom is not None:
             t, l, h, w = zoom
             image = image[..., t:t + h, l:l + w]
         _show(ax, image, title)
+        if box is not None:
+            t, l, h, w = box
+            ax.add_patch(plt.Rectangle((l - 0.5, t - 0.5), w, h, fill=False, color="crimson", lw=1.2))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
@@ -203,3 +214,41 @@ def mark_detections(ax, run: Run, names: Optional[Sequence[str]] = None):
         ax.axvline(d.step, color=color, ls=ls, lw=1.5, label=f"{name} (step {d.step})")
     ax.legend(fontsize=8)
     return ax
+
+
+def log_spectra(images: Mapping[str, torch.Tensor], *, size: float = 2.6, vmin: Optional[float] = None,
+                vmax: Optional[float] = None):
+    """The centred log-magnitude spectrum ``log10 |F(gray image)|`` of each image, side by side.
+
+    Images (1, C, H, W) in [0, 1] are reduced to gray with the paper's weights; the spectrum is
+    the orthonormal 2-D FFT (white noise of standard deviation ``s`` has magnitudes near
+    ``0.89 s`` everywhere), zero frequency in the middle, axes in cycles/pixel from −0.5 to 0.5. One
+    colour scale for all panels (``vmin``/``vmax`` in log10 units; default: the 1st and 99.9th
+    percentiles of all of them). Periodic patterns show as peaks: an 8-pixel block grid at
+    multiples of 1/8 cycles/pixel along both axes. Returns the figure.
+    """
+    from .images import check_image, rgb_to_gray
+
+    logs = {}
+    for label, image in images.items():
+        image = check_image(image, f"image {label!r}")
+        g = rgb_to_gray(image if image.ndim == 4 else image[None])[0, 0].double().cpu()
+        mag = torch.fft.fftshift(torch.fft.fft2(g, norm="ortho")).abs()
+        logs[label] = torch.log10(mag + 1e-8).numpy()
+    values = np.concatenate([a.ravel() for a in logs.values()])
+    lo = float(np.percentile(values, 1)) if vmin is None else vmin
+    hi = float(np.percentile(values, 99.9)) if vmax is None else vmax
+    n = len(logs)
+    fig, axes = plt.subplots(1, n, figsize=(size * n + 1.0, size + 0.6), squeeze=False, layout="constrained")
+    im = None
+    for ax, (label, a) in zip(axes.flat, logs.items()):
+        h, w = a.shape
+        # pixel k of the shifted spectrum is frequency (k - N//2)/N cycles/pixel
+        extent = (-(w // 2 + 0.5) / w, (w - w // 2 - 0.5) / w, (h - h // 2 - 0.5) / h, -(h // 2 + 0.5) / h)
+        im = ax.imshow(a, cmap="magma", vmin=lo, vmax=hi, extent=extent, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("horizontal frequency (cycles/pixel)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].set_ylabel("vertical frequency (cycles/pixel)", fontsize=7)
+    fig.colorbar(im, ax=list(axes.flat), shrink=0.8, label="log10 |FFT| (orthonormal)")
+    return fig

@@ -72,3 +72,38 @@ def test_mark_detections_draws_each_fired_rule():
     assert f"early (step {run.detections['early'].step})" in labels
     assert not any(t.startswith("never") for t in labels)
     plt.close(ax.figure)
+
+
+def test_image_grid_ssim_and_box(tiny_run):
+    run, clean, noisy = tiny_run
+    fig = plots.image_grid({"noisy": noisy, "DIP": run.final}, clean=clean, ssim=True, box=(8, 4, 16, 24))
+    title = fig.axes[0].get_title()
+    expected = float(dipkit.metrics.ssim(noisy, clean)[0])
+    assert title.endswith(f"SSIM {expected:.3f}") and "dB" in title
+    rects = [p for p in fig.axes[1].patches if isinstance(p, matplotlib.patches.Rectangle)]
+    assert len(rects) == 1 and rects[0].get_xy() == (3.5, 7.5)
+    assert (rects[0].get_width(), rects[0].get_height()) == (24, 16)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="clean"):
+        plots.image_grid({"noisy": noisy}, ssim=True)
+
+
+def test_log_spectra_show_a_block_grid_at_multiples_of_one_eighth():
+    import numpy as np
+    import torch
+
+    x = torch.arange(64.0)
+    blocks = (0.4 + 0.2 * (x % 8) / 8).expand(64, 64)[None, None].clone()  # a ramp in every 8-px block
+    fig = plots.log_spectra({"blocks": blocks, "flat": torch.full((1, 3, 64, 64), 0.5)})
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "horizontal frequency (cycles/pixel)"
+    assert ax.get_ylabel() == "vertical frequency (cycles/pixel)"
+    assert fig.axes[-1].get_ylabel().startswith("log10 |FFT|")  # the colour bar
+    image = ax.get_images()[0]
+    left, right, bottom, top = image.get_extent()
+    assert left == pytest.approx(-0.5 - 0.5 / 64) and right == pytest.approx(0.5 - 0.5 / 64)
+    a = np.asarray(image.get_array())
+    row = a[32]  # zero vertical frequency; column 32 + k is k/64 cycles/pixel
+    assert row[32 + 8] > row[32 + 4] + 3 and row[32 + 8] > row[32 + 12] + 3  # a peak at 1/8
+    assert a[32 + 8, 32] < row[32 + 8] - 3  # none along the vertical axis: the ramps are horizontal
+    plt.close(fig)
