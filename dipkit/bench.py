@@ -137,6 +137,15 @@ def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[
     return NamedImage(item.name, image[..., :h2, :w2], None if mask is None else mask[..., :h2, :w2])
 
 
+def _prepared_items(task: str, images, profile: Profile, size: Optional[int],
+                    resize: Optional[int]) -> list:
+    """The task checked and every image loaded and prepared (:func:`_prepare`), before any fit."""
+    if task not in BENCH_TASKS:
+        raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
+    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    return [_prepare(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
+
+
 def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: Iterable[str] = METHODS,
         seeds: Iterable[int] = (0, 1, 2), profile: Optional[Profile] = None, size: Optional[int] = None,
         resize: Optional[int] = None, steps: Optional[int] = None, eswmv_patience: Optional[int] = None,
@@ -175,13 +184,10 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
     -----
     Every argument (task, methods, image sizes) is checked before the first fit.
     """
-    if task not in BENCH_TASKS:
-        raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
     profile = profile or get_profile()
-    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    items = _prepared_items(task, images, profile, size, resize)
     presets = {method: _method_preset(task, method) for method in methods}
     patience = eswmv_patience or default_eswmv_patience(profile)
-    items = [_prepare(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
     rows = []
     for item in items:
         for method, preset in presets.items():
@@ -205,12 +211,8 @@ def observations(task: str, images: Union[str, Path, Sequence[NamedImage]], *, s
     -------
     list of dict: task, image, seed, height, width (pixels, after resizing and cropping), psnr (dB), ssim
     """
-    if task not in BENCH_TASKS:
-        raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
-    profile = profile or get_profile()
-    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
     rows = []
-    for item in (_prepare(i, task, size, resize, multiple=2 ** profile.depth) for i in items):
+    for item in _prepared_items(task, images, profile or get_profile(), size, resize):
         for seed in seeds:
             y = degradation_for(task, item, PAPER[task]).observe(item.image, seed=seed)
             rows.append(dict(task=task, image=item.name, seed=seed, height=y.shape[-2], width=y.shape[-1],
@@ -252,7 +254,12 @@ def write_csv(rows: Sequence[dict], path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+            writer.writerow(_csv_cells(row))
+
+
+def _csv_cells(row: dict) -> dict:
+    """One row as CSV cells: the columns of :data:`COLUMNS`, empty for None."""
+    return {k: ("" if row.get(k) is None else row[k]) for k in COLUMNS}
 
 
 def append_csv(row: dict, path) -> None:
@@ -264,7 +271,7 @@ def append_csv(row: dict, path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:
             writer.writeheader()
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+        writer.writerow(_csv_cells(row))
 
 
 def read_csv(path) -> list:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .fit import Run
-from .images import to_numpy
+from .images import check_image, rgb_to_gray, to_numpy
 from .metrics import psnr as psnr_metric
 from .metrics import ssim as ssim_metric
 from .spectral import spectrum_ratio
@@ -227,8 +227,6 @@ def log_spectra(images: Mapping[str, torch.Tensor], *, size: float = 2.6, vmin: 
     percentiles of all of them). Periodic patterns show as peaks: an 8-pixel block grid at
     multiples of 1/8 cycles/pixel along both axes. Returns the figure.
     """
-    from .images import check_image, rgb_to_gray
-
     logs = {}
     for label, image in images.items():
         image = check_image(image, f"image {label!r}")
