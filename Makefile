@@ -18,7 +18,7 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
 NBVAL_ENV := DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} OMP_NUM_THREADS=2
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: test book book-check unit notebooks install clean
+.PHONY: test book book-check unit notebooks install clean results
 
 install: $(STAMP)
 
@@ -53,6 +53,13 @@ book-check: $(STAMP)
 	mkdir -p _build
 	sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' _config.yml > _build/_config_noexec.yml
 	$(BIN)/jupyter-book build . -W -n --keep-going --config _build/_config_noexec.yml
+
+# Recompute the stored results of every experiment of the book at a profile (resumable: what is
+# stored is skipped; add RECOMPUTE=--recompute to fit everything again).
+PROFILE ?= quick
+EXPERIMENTS ?= $(shell $(BIN)/python -c "from dipkit.experiments import EXPERIMENTS; print(' '.join(EXPERIMENTS))" 2>/dev/null)
+results: $(STAMP)
+	for e in $(EXPERIMENTS); do $(BIN)/dipkit experiments run $$e --profile $(PROFILE) $(RECOMPUTE) || exit 1; done
 
 clean:
 	rm -rf _build .pytest_cache

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from . import __version__, bench as benchmark, images, memory
+from . import __version__, bench as benchmark, cli_experiments, images, memory
 from .degradations import JPEG, GaussianNoise, Inpainting, bernoulli_mask
 from .errors import DipkitError, ImageError, ShapeError
 from .fit import History, Run, default_device, fit
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_restore(commands)
     _add_bench(commands)
+    cli_experiments.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,54 @@
+"""``dipkit experiments``: list the book's experiments and what is stored; run one into the store."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """examples:
+  dipkit experiments list
+  dipkit experiments run lipschitz --profile quick
+  dipkit experiments run denoising --profile quick --seeds 0 --limit 2   # a piece of a long sweep
+"""
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("experiments", help="the book's experiments: list them, run one into the store",
+                            description="List the book's experiments and the records stored for each "
+                                        "profile, or run one: fits not yet stored are run and appended "
+                                        "one by one, so an interrupted run resumes where it stopped.",
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="every experiment, with its fits per profile and how many are stored")
+    r = sub.add_parser("run", help="run one experiment's missing fits into the store")
+    r.add_argument("name", help="an experiment (see `dipkit experiments list`)")
+    r.add_argument("--profile", default=None, help="quick or full (default: $DIPKIT_PROFILE, else by device)")
+    r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the experiment's)")
+    r.add_argument("--limit", type=int, default=None, help="fit at most this many settings, then stop")
+    r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS or book/results)")
+    p.set_defaults(func=experiments)
+
+
+def experiments(args) -> int:
+    from .experiments import EXPERIMENTS, Store, run
+    from .presets import PROFILES
+
+    store = Store(getattr(args, "results", None))
+    if args.action == "list":
+        print(f"store: {store.root}")
+        for name, exp in EXPERIMENTS.items():
+            counts = ", ".join(f"{p}: {len(store.keys(name, p) & _keys(exp, p))}/{len(exp.settings(p))}"
+                               for p in PROFILES)
+            print(f"{name:20s} ch. {exp.chapter or '-':3s} {counts:28s} {exp.description}")
+        return 0
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
+    records = run(args.name, args.profile, store=store, seeds=seeds, limit=args.limit,
+                  recompute=args.recompute, device=args.device)
+    print(f"{args.name}: {len(records)} records stored in {store.path(args.name, records[0].profile) if records else store.root}")
+    return 0
+
+
+def _keys(exp, profile: str) -> set:
+    from .experiments import setting_key
+    return {setting_key(s) for s in exp.settings(profile)}

@@ -1,0 +1,64 @@
+"""The book's experiments, one per study of a chapter, declared as data.
+
+Every fit denoises, deblocks or inpaints a sample image at the profile's size; every setting is
+run for 3 seeds (network weights, input code and noise draw), so each chapter's claims are
+statistics over seeds. ``dipkit experiments list`` shows them with what is stored.
+"""
+
+from __future__ import annotations
+
+from .spec import Experiment
+
+__all__ = ["EXPERIMENTS"]
+
+_NOISY_ASTRONAUT = {"image": "astronaut", "task": "denoise", "sigma": 25}
+
+_LIST = [
+    Experiment(
+        "spectral_bias", chapter="01", keep_images=0,
+        description="the unbounded decoder on the noisy astronaut: the peak, the decline, the bands",
+        base={**_NOISY_ASTRONAUT, "network": "decoder", "lipschitz": None, "probes": ["bands"]}),
+    Experiment(
+        "architectures", chapter="02", keep_images=0,
+        description="decoder, hourglass and ConvNet, and the decoder's upsamplers, over the first "
+                    "quarter of the budget",
+        base={**_NOISY_ASTRONAUT, "lipschitz": None, "probes": ["bands"], "steps_fraction": 0.25},
+        axes={"network": ["decoder", "hourglass", "convnet"]},
+        variants=[{"network": "decoder", "upsample": u} for u in ("nearest", "gaussian", "deconv")]),
+    Experiment(
+        "lipschitz", chapter="03", keep_images=0,
+        description="a sweep of the Lipschitz bound λ of the decoder (None: no bound)",
+        base={**_NOISY_ASTRONAUT, "network": "decoder", "probes": ["bands", "ratio"],
+              "monitor": ["paper", "eswmv"]},
+        axes={"lipschitz": [1.0, 1.4, 2.0, None]}),
+    Experiment(
+        "gaussian_upsampling", chapter="04", keep_images=0,
+        description="the Gaussian upsampler's width σ against bilinear, unbounded decoder",
+        base={**_NOISY_ASTRONAUT, "network": "decoder", "lipschitz": None, "probes": ["bands"]},
+        axes={"upsample": ["gaussian"], "gaussian_sigma": [0.1, 0.5, 1.0, [0.1, 0.1, 0.1, 0.5, 0.5]]},
+        variants=[{"upsample": "bilinear", "gaussian_sigma": None}]),
+    Experiment(
+        "denoising", chapter="06",
+        description="the paper's method at three noise levels and the original DIP at σ = 25, "
+                    "watched by the paper's rule and ES-WMV",
+        base={"image": "astronaut", "task": "denoise", "monitor": ["paper", "eswmv"]},
+        axes={"method": ["paper"], "sigma": [15, 25, 50]},
+        variants=[{"method": "original", "sigma": 25}]),
+    Experiment(
+        "deblocking", chapter="07",
+        description="the paper's method on JPEG quality 10, gray and RGB, and the original DIP on gray",
+        base={"image": "chelsea", "task": "deblock", "quality": 10, "measures": ["grid_ratio"],
+              "monitor": ["paper", "eswmv"]},
+        axes={"method": ["paper"], "mode": ["gray", "rgb"]},
+        variants=[{"method": "original", "mode": "gray"}]),
+    Experiment(
+        "inpainting", chapter="08",
+        description="the paper's method on three masks and the original DIP on the Bernoulli mask",
+        base={"image": "astronaut", "task": "inpaint", "measures": ["hole_psnr"],
+              "monitor": ["paper", "eswmv"]},
+        axes={"method": ["paper"], "mask": ["bernoulli", "block", "text"]},
+        variants=[{"method": "original", "mask": "bernoulli"}]),
+]
+
+#: The book's experiments by name.
+EXPERIMENTS = {e.name: e for e in _LIST}

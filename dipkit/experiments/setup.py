@@ -1,0 +1,162 @@
+"""One fit from its settings: the image, the observation, the network and the fit's keywords.
+
+The settings of a stored record are plain JSON values; :func:`fit_setting` turns them into a
+fit. Keys (all optional but ``image`` and ``task``):
+
+============== ==============================================================================
+image          a sample image name (:func:`dipkit.images.sample`), at the profile's size
+mode           ``'rgb'`` (default) or ``'gray'``
+task           ``'denoise'`` (``sigma``, in 1/255 units, default 25), ``'deblock'``
+               (``quality``, default 10), ``'inpaint'`` (``mask``: ``'bernoulli'``, ``'block'``
+               or ``'text'``), ``'enhance'`` (no degradation)
+method         ``'paper'`` (:data:`dipkit.presets.PAPER`), ``'original'``
+               (:data:`dipkit.presets.ORIGINAL_DIP`) or None: the decoder with the keys below
+network        ``'decoder'``, ``'hourglass'`` or ``'convnet'`` (overrides the preset's)
+lipschitz      λ of the 3×3 convolutions (None: no bound); ``upsample``; ``gaussian_sigma``
+lr, backtrack, input_noise, ema, stop
+               the fit's keywords (overriding the preset's)
+steps          the budget in steps (default: the preset's capped at the profile's, or the
+               profile's); ``steps_fraction`` scales the profile's budget instead
+probes         the probes (default ``['bands', 'ratio']``)
+monitor        names of rules that watch the fit without stopping it: ``'paper'`` (the ratio
+               rule, n = 100 steps, ε = 0.01) and ``'eswmv'`` (window 100 steps, patience
+               1000 steps scaled by the budget over the paper's 10 000)
+seed           the network's weights, its input code and the observation's noise draw
+============== ==============================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .. import images as imaging
+from ..degradations import JPEG, Degradation, GaussianNoise, Identity, Inpainting, bernoulli_mask, block_mask, text_mask
+from ..errors import DipkitError
+from ..fit import Run, fit
+from ..models import convnet, decoder, hourglass
+from ..presets import ORIGINAL_DIP, PAPER, PROFILES, Profile
+from ..stopping import ESWMV, RatioRule
+
+__all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
+
+_NETWORKS = {"decoder": decoder, "hourglass": hourglass, "convnet": convnet}
+_MASKS = {"bernoulli": lambda h, w: bernoulli_mask(h, w, p_known=0.5),
+          "block": lambda h, w: block_mask(h, w, block=0.25),
+          "text": lambda h, w: text_mask(h, w)}
+
+
+@dataclass
+class Prepared:
+    """Everything a fit of one setting needs. Images are (1, C, H, W) float32 in [0, 1]."""
+
+    clean: torch.Tensor
+    observation: torch.Tensor
+    degradation: Degradation
+    model: torch.nn.Module
+    kwargs: dict
+
+
+def degradation_of(settings: dict, height: int, width: int) -> Degradation:
+    """The degradation a setting names (its task and parameters)."""
+    task = settings["task"]
+    if task == "denoise":
+        return GaussianNoise(settings.get("sigma", 25) / 255)
+    if task == "deblock":
+        return JPEG(settings.get("quality", 10))
+    if task == "inpaint":
+        kind = settings.get("mask", "bernoulli")
+        if kind not in _MASKS:
+            raise DipkitError(f"unknown mask {kind!r}: choose one of {sorted(_MASKS)}")
+        return Inpainting(_MASKS[kind](height, width))
+    if task == "enhance":
+        return Identity()
+    raise DipkitError(f"unknown task {task!r}: choose denoise, deblock, inpaint or enhance")
+
+
+def _preset(settings: dict):
+    method, task = settings.get("method"), settings["task"]
+    if method is None:
+        return None
+    table = {"paper": PAPER, "original": ORIGINAL_DIP}.get(method)
+    if table is None:
+        raise DipkitError(f"unknown method {method!r}: choose 'paper', 'original' or None")
+    # The original DIP has no deblocking preset: it deblocks with its denoising settings.
+    preset = table.get(task) or table["denoise"].with_(task=task)
+    return preset
+
+
+def _budget(settings: dict, profile: Profile, preset) -> int:
+    if "steps" in settings:
+        return int(settings["steps"])
+    steps = profile.steps
+    if preset is not None:
+        steps = preset.steps if profile.name == "full" else min(preset.steps, profile.steps)
+    return max(profile.probe_every, int(round(settings.get("steps_fraction", 1.0) * steps)))
+
+
+def monitor_rules(names, steps: int, probe_every: int) -> dict:
+    """The rules a setting's ``monitor`` names, with their parameters in steps."""
+    rules = {}
+    for name in names or ():
+        if name == "paper":
+            rules[name] = RatioRule(n=100, eps=0.01, probe_every=probe_every)
+        elif name == "eswmv":
+            patience = max(100, round(1000 * steps / PROFILES["full"].steps))
+            rules[name] = ESWMV(window=max(1, 100 // probe_every), patience=max(1, patience // probe_every))
+        else:
+            raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper' or 'eswmv'")
+    return rules
+
+
+def _model(settings: dict, profile: Profile, preset, channels: int):
+    network = settings.get("network", preset.network if preset else "decoder")
+    if network not in _NETWORKS:
+        raise DipkitError(f"unknown network {network!r}: choose one of {sorted(_NETWORKS)}")
+    kw = dict(out_channels=channels, channels=settings.get("channels", profile.channels),
+              depth=settings.get("depth", profile.depth), seed=settings["seed"])
+    if network != "hourglass":
+        kw["lipschitz"] = settings.get("lipschitz", preset.lipschitz if preset else None)
+    if network != "convnet":
+        kw["upsample"] = settings.get("upsample", preset.upsample if preset else "bilinear")
+    if settings.get("gaussian_sigma") is not None:
+        sigma = settings["gaussian_sigma"]
+        kw["sigma"] = tuple(sigma) if isinstance(sigma, list) else sigma
+    return _NETWORKS[network](**kw)
+
+
+def prepare(settings: dict, profile: Profile) -> Prepared:
+    """The clean image, the observation, the operator, the network and the fit's keywords."""
+    if "image" not in settings or "task" not in settings:
+        raise DipkitError(f"a setting needs at least 'image' and 'task', got {sorted(settings)}")
+    size = settings.get("size", profile.image_size)
+    clean = imaging.sample(settings["image"], size=size)
+    if settings.get("mode", "rgb") == "gray":
+        clean = imaging.rgb_to_gray(clean)
+    _, c, h, w = clean.shape
+    op = degradation_of(settings, h, w)
+    seed = int(settings["seed"])
+    y = op.observe(clean, seed=seed)
+    preset = _preset(settings)
+    steps = _budget(settings, profile, preset)
+    kwargs = dict(steps=steps, probe_every=profile.probe_every, lr=1e-3, backtrack=False,
+                  stop=None, input_noise=0.0, ema=None)
+    if preset is not None:
+        kwargs.update(preset.fit_kwargs(profile, steps=steps))
+    for key in ("lr", "backtrack", "input_noise", "ema", "stop"):
+        if key in settings:
+            kwargs[key] = settings[key]
+    kwargs["probes"] = tuple(settings.get("probes", ("bands", "ratio")))
+    kwargs["monitor"] = monitor_rules(settings.get("monitor"), steps, kwargs["probe_every"])
+    return Prepared(clean, y, op, _model(settings, profile, preset, c), kwargs)
+
+
+def fit_setting(settings: dict, profile: Profile, *, device=None, progress: bool = False,
+                prepared: Optional[Prepared] = None) -> tuple:
+    """Run the fit a setting names; returns ``(run, prepared)``."""
+    p = prepared or prepare(settings, profile)
+    run: Run = fit(p.model, p.observation, degradation=p.degradation, clean=p.clean,
+                   seed=int(settings["seed"]), device=device, progress=progress, **p.kwargs)
+    return run, p

@@ -1,0 +1,183 @@
+"""The experiment runner and the results store: specs, records, resuming, provenance, the CLI.
+
+The fits are 30-step runs of a 16-channel decoder on 64² images (a second or two each), written
+to a temporary store.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dipkit.experiments as ex
+from dipkit.cli import main
+from dipkit.errors import DipkitError
+from dipkit.presets import Profile
+
+TINY = Profile("quick", image_size=64, channels=16, depth=5, steps=30, probe_every=10, seeds=2)
+SWEEP = ex.Experiment("sweep", base={"image": "astronaut", "task": "denoise", "sigma": 25,
+                                     "monitor": ["paper", "eswmv"], "probes": ["bands", "ratio"]},
+                      axes={"lipschitz": [None, 1.4]}, seeds=2, keep_images=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ex.Store(tmp_path / "results")
+
+
+def test_settings_are_the_grid_times_the_seeds():
+    exp = ex.Experiment("e", base={"a": 1}, axes={"x": [1, 2], "y": ["u"]}, seeds=2,
+                        variants=[{"x": 3}], per_profile={"full": {"a": 2, "seeds": 1}})
+    quick = exp.settings("quick")
+    assert [(s["x"], s["seed"]) for s in quick] == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
+    assert all(s["a"] == 1 for s in quick)
+    assert [(s["a"], s["seed"]) for s in exp.settings("full")] == [(2, 0), (2, 0), (2, 0)]
+    assert ex.setting_key({"b": 1, "a": None}) == '{"a":null,"b":1}'
+    with pytest.raises(DipkitError, match="unknown profile"):
+        exp.settings("huge")
+
+
+def test_run_stores_one_record_per_fit_with_provenance(store):
+    records = ex.run(SWEEP, TINY, store=store, log=None)
+    assert len(records) == 4
+    rec = records.one(lipschitz=1.4, seed=0)
+    assert rec.steps_run == 30 and rec.history["step"].tolist() == [10, 20, 30]
+    assert rec.psnr_best == pytest.approx(np.nanmax(rec.history["psnr"]), abs=1e-4)
+    assert set(rec.detections) == {"paper", "eswmv"}
+    prov = rec.provenance
+    assert prov["torch"] == torch.__version__ and prov["threads"] >= 1
+    assert prov["cpu_capability"] and prov["date"].endswith("Z") and prov["wall_seconds"] > 0
+    # images only for the seeds below keep_images
+    assert rec.image("best").shape == (1, 3, 64, 64)
+    assert records.one(lipschitz=1.4, seed=1).image("best") is None
+
+
+def test_run_is_resumable_and_additive(store, monkeypatch):
+    ex.run(SWEEP, TINY, store=store, seeds=[0], log=None)
+    assert len(store.load("sweep", "quick")) == 2
+    fitted = []
+    original = ex.runner.fit_setting
+    monkeypatch.setattr(ex.runner, "fit_setting", lambda s, *a, **k: (fitted.append(s), original(s, *a, **k))[1])
+    ex.run(SWEEP, TINY, store=store, log=None)
+    assert [s["seed"] for s in fitted] == [1, 1]  # only the seed not stored yet
+    fitted.clear()
+    ex.run(SWEEP, TINY, store=store, log=None)
+    assert fitted == []
+    lines = store.path("sweep", "quick").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["experiment"] == "sweep" for line in lines)
+
+
+def test_limit_runs_a_sweep_in_pieces(store):
+    assert len(ex.run(SWEEP, TINY, store=store, limit=1, log=None)) == 1
+    assert len(ex.run(SWEEP, TINY, store=store, limit=2, log=None)) == 3
+
+
+def test_an_interrupted_last_line_is_skipped(store):
+    ex.run(SWEEP, TINY, store=store, seeds=[0], log=None)
+    path = store.path("sweep", "quick")
+    path.write_text(path.read_text() + '{"key": "cut in the mid')
+    assert len(store.load("sweep", "quick")) == 2
+    path.write_text('not json\n' + path.read_text())
+    with pytest.raises(DipkitError, match="line 1: not a JSON record"):
+        store.load("sweep", "quick")
+
+
+def test_records_statistics(store):
+    records = ex.run(SWEEP, TINY, store=store, log=None)
+    values = records.values("psnr_best", lipschitz=None)
+    assert values.shape == (2,)
+    s = records.stat("psnr_best", lipschitz=None)
+    assert s["n"] == 2 and s["mean"] == pytest.approx(values.mean()) and s["std"] == pytest.approx(values.std(ddof=1))
+    assert "± " in records.fmt("psnr_best", lipschitz=None)
+    assert records.fmt("psnr_best", lipschitz=None, seed=0).endswith("(n = 1)")
+    assert records.seeds(lipschitz=1.4) == [0, 1]
+    with pytest.raises(DipkitError, match="2 records match"):
+        records.one(lipschitz=1.4)
+    with pytest.raises(DipkitError, match="did not watch"):
+        records[0].detection("nope")
+    rec = records[0]
+    rule_psnr = rec.rule_psnr("paper")
+    assert rule_psnr == (rec.detection("paper")["psnr"] if rec.detection("paper")["fired_at"] else rec.psnr_final)
+
+
+def test_a_record_reads_back_as_a_run(store):
+    rec = ex.run(SWEEP, TINY, store=store, seeds=[0], log=None).one(lipschitz=None, seed=0)
+    run = rec.as_run()
+    assert run.best_psnr == rec.psnr_best and run.psnr_final == pytest.approx(rec.psnr_final, abs=1e-4)
+    assert run.history.bands.shape == (3, 5) and run.best.shape == (1, 3, 64, 64)
+    assert set(run.detections) == {"paper", "eswmv"}
+
+
+def test_images_round_trip_to_8_bits():
+    x = torch.rand(1, 3, 8, 8)
+    assert (ex.decode_image(ex.encode_image(x)) - x).abs().max() <= 0.5 / 255 + 1e-6
+    g = torch.rand(1, 1, 8, 8)
+    assert ex.decode_image(ex.encode_image(g)).shape == (1, 1, 8, 8)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"task": "denoise"}, "needs at least 'image' and 'task'"),
+    ({"image": "astronaut", "task": "blur"}, "unknown task"),
+    ({"image": "astronaut", "task": "inpaint", "mask": "stars"}, "unknown mask"),
+    ({"image": "astronaut", "task": "denoise", "method": "mine"}, "unknown method"),
+    ({"image": "astronaut", "task": "denoise", "network": "unet"}, "unknown network"),
+    ({"image": "astronaut", "task": "denoise", "monitor": ["oracle"]}, "unknown monitored rule"),
+])
+def test_bad_settings_say_what_to_do(settings, message):
+    with pytest.raises(DipkitError, match=message):
+        ex.prepare({"seed": 0, **settings}, TINY)
+
+
+def test_the_settings_choose_the_operator_and_the_preset():
+    p = ex.prepare({"image": "astronaut", "task": "inpaint", "mask": "block", "method": "paper",
+                    "mode": "gray", "seed": 0}, TINY)
+    assert p.observation.shape == (1, 1, 64, 64) and type(p.degradation).__name__ == "Inpainting"
+    assert p.kwargs["stop"] == "paper" and p.kwargs["steps"] == 30 and p.kwargs["backtrack"] is False
+    o = ex.prepare({"image": "astronaut", "task": "denoise", "method": "original", "seed": 0}, TINY)
+    assert o.kwargs["lr"] == 1e-2 and o.kwargs["ema"] == 0.99
+    # rule parameters are in steps: ES-WMV's window of 100 steps is 10 probes of 10 steps
+    rules = ex.monitor_rules(["eswmv"], steps=2000, probe_every=10)
+    assert rules["eswmv"].window == 10 and rules["eswmv"].patience == 20
+
+
+def test_measures_are_stored(store):
+    exp = ex.Experiment("holes", base={"image": "astronaut", "task": "inpaint", "mask": "block",
+                                       "measures": ["hole_psnr", "observation_psnr"]}, seeds=1)
+    rec = ex.run(exp, TINY, store=store, log=None)[0]
+    assert {"hole_psnr_final", "observation_psnr_final"} <= set(rec.measures)
+    assert rec.get("hole_psnr_final") < rec.psnr_final  # the holes are the hard part
+    bad = ex.Experiment("bad", base={"image": "astronaut", "task": "denoise", "measures": ["nope"]}, seeds=1)
+    with pytest.raises(DipkitError, match="unknown measure"):
+        ex.run(bad, TINY, store=store, log=None)
+
+
+def test_load_computes_only_when_nothing_is_stored(store, monkeypatch):
+    monkeypatch.delenv("DIPKIT_RECOMPUTE", raising=False)
+    assert len(ex.load(SWEEP, TINY, store=store, log=None)) == 4      # nothing stored: computed
+    lines = store.path("sweep", "quick").read_text().splitlines()
+    store.path("sweep", "quick").write_text("\n".join(lines[:3]) + "\n")
+    assert len(ex.load(SWEEP, TINY, store=store, log=None)) == 3      # partial: served as is
+    assert len(ex.load(SWEEP, TINY, store=store, compute_missing=True, log=None)) == 4
+    monkeypatch.setenv("DIPKIT_RECOMPUTE", "1")
+    ex.load(SWEEP, TINY, store=store, log=None)
+    assert len(store.path("sweep", "quick").read_text().splitlines()) == 8  # all fitted again
+
+
+def test_the_book_declares_every_chapter_experiment():
+    assert {"spectral_bias", "architectures", "lipschitz", "gaussian_upsampling", "denoising",
+            "deblocking", "inpainting"} <= set(ex.EXPERIMENTS)
+    for exp in ex.EXPERIMENTS.values():
+        settings = exp.settings("quick")
+        assert len(settings) == len({ex.setting_key(s) for s in settings})  # no fit twice
+        assert len({s["seed"] for s in settings}) >= 3                      # claims over ≥ 3 seeds
+        ex.prepare(settings[-1], TINY)                                       # every setting is valid
+
+
+def test_cli_list_and_run(tmp_path, capsys):
+    results = str(tmp_path / "r")
+    assert main(["experiments", "run", "nope", "--results", results]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+    assert main(["experiments", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "lipschitz" in out and "quick: " in out
