@@ -12,10 +12,12 @@ SHELL  := /bin/bash
 # pip's notes about this machine's optional local indexes are noise: filter them out.
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
-# The chapters' committed outputs were computed with torch on 2 CPU threads (CI's 2 cores); other
-# thread counts change the float rounding, and nbval compares printed numbers exactly.
-NBVAL_ENV := DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick} OMP_NUM_THREADS=2
+# nbval in lax mode: every cell must run without error (the assertion cells check the findings,
+# over seeds, with stated margins); printed outputs are compared only in cells marked
+# NBVAL_CHECK_OUTPUT, which print nothing that a fit computes. Float rounding differs between CPUs
+# and thread counts, so no fitted number is compared digit for digit.
+NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
+NBVAL_ENV := DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick}
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: test book book-check unit notebooks install clean results
