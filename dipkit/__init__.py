@@ -18,6 +18,9 @@ memory        the peak memory of a fit, and a clear error instead of running out
 presets       the paper's settings per task and the quick/full run profiles
 metrics       PSNR and SSIM in the paper's conventions
 baselines     classical restorations (TV, non-local means, wavelet, BM3D; biharmonic inpainting)
+blockiness    the JPEG block grid in the jumps between columns (grid ratio)
+experiments   declared sweeps, a resumable runner, a results store with provenance
+claims        the claim table that ends each chapter
 """
 
 from . import degradations, images, layers, metrics, models, presets, sharpness, spectral, stopping
@@ -27,6 +30,7 @@ from . import baselines, batched, memory
 from .batched import fit_many
 from .models import convnet, decoder, hourglass
 from .presets import get_profile
+from . import blockiness, claims, experiments
 
 __version__ = "0.1.0"
 
@@ -34,5 +38,5 @@ __all__ = [
     "fit", "fit_many", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
     "DipkitError", "DivergenceError", "ImageError", "ShapeError",
     "images", "degradations", "layers", "models", "spectral", "sharpness", "stopping", "presets",
-    "metrics", "batched", "memory", "baselines",
+    "metrics", "batched", "memory", "baselines", "blockiness", "claims", "experiments",
 ]

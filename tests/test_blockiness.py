@@ -1,0 +1,35 @@
+"""The JPEG block-grid measure, against a direct computation and on synthetic grids."""
+
+import numpy as np
+import pytest
+import torch
+
+import dipkit
+from dipkit.blockiness import grid_bins, grid_ratio, jump_profile, jump_spectrum
+from dipkit.errors import ShapeError
+
+
+def test_jump_profile_is_the_mean_absolute_column_difference():
+    x = torch.rand(1, 1, 16, 32)
+    direct = np.abs(np.diff(x[0, 0].double().numpy(), axis=1)).mean(axis=0)
+    assert np.allclose(jump_profile(x), direct)
+    f, m = jump_spectrum(x)
+    assert f.shape == m.shape == (17,) and f[-1] == 0.5
+
+
+def test_a_block_grid_raises_the_ratio_and_jpeg_is_blockier_than_clean():
+    rng = np.random.default_rng(0)
+    smooth = torch.from_numpy(np.cumsum(rng.normal(0, 0.01, (1, 1, 64, 64)), axis=-1) + 0.5).float()
+    grid = smooth.clone()
+    grid[..., 8::8] += 0.05  # a step at every block boundary
+    assert grid_ratio(grid.clamp(0, 1)) > 2 * grid_ratio(smooth.clamp(0, 1))
+    x = dipkit.images.sample("chelsea", size=64, mode="gray")
+    assert grid_ratio(dipkit.degradations.JPEG(10).observe(x)) > 2 * grid_ratio(x)
+    assert grid_bins(64) == [8, 16, 24, 32]
+
+
+def test_bad_shapes_say_what_to_pass():
+    with pytest.raises(ShapeError, match="one image"):
+        grid_ratio(torch.rand(2, 1, 64, 64))
+    with pytest.raises(ShapeError, match="at least 16 pixels wide"):
+        grid_ratio(torch.rand(1, 1, 64, 8))
