@@ -9,6 +9,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
+from ..blockiness import grid_ratio
 from ..degradations import Inpainting
 from ..errors import DipkitError
 from ..metrics import psnr
@@ -34,7 +35,6 @@ def _hole_psnr(p: Prepared) -> Callable:
 
 
 def _grid_ratio(p: Prepared) -> Callable:
-    from ..blockiness import grid_ratio
     return grid_ratio
 
 
@@ -100,13 +100,13 @@ def run(experiment: Union[str, Experiment], profile: Union[None, str, Profile] =
     todo = [s for s in exp.settings(prof, seeds) if setting_key(s) not in done]
     if limit is not None:
         todo = todo[:limit]
+    unknown = sorted({m for s in todo for m in [*s.get("measures", ()), *measures]} - set(MEASURES))
+    if unknown:
+        raise DipkitError(f"unknown measure(s) {unknown}: choose from {sorted(MEASURES)}")
     for i, settings in enumerate(todo, 1):
         start = time.perf_counter()
         prepared = prepare(settings, prof)
         names = [*settings.get("measures", ()), *measures]
-        unknown = [m for m in names if m not in MEASURES]
-        if unknown:
-            raise DipkitError(f"unknown measure(s) {unknown}: choose from {sorted(MEASURES)}")
         run_, _ = fit_setting(settings, prof, device=device, prepared=prepared)
         record = make_record(run_, prepared.clean, keep_images=settings["seed"] < exp.keep_images,
                              measures={m: MEASURES[m](prepared) for m in names})

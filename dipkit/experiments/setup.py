@@ -91,9 +91,7 @@ def _preset(settings: dict):
 def _budget(settings: dict, profile: Profile, preset) -> int:
     if "steps" in settings:
         return int(settings["steps"])
-    steps = profile.steps
-    if preset is not None:
-        steps = preset.steps if profile.name == "full" else min(preset.steps, profile.steps)
+    steps = preset.fit_kwargs(profile)["steps"] if preset is not None else profile.steps
     return max(profile.probe_every, int(round(settings.get("steps_fraction", 1.0) * steps)))
 
 

@@ -74,19 +74,19 @@ class Store:
         path = self.path(experiment, profile)
         if not path.exists():
             return Records()
+        lines = path.read_text().splitlines()
         by_key = {}
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):  # a last line cut by an interruption
                     continue
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError:
-                    if number == sum(1 for _ in open(path)):  # a line cut by an interruption
-                        continue
-                    raise DipkitError(f"{path}, line {number}: not a JSON record; delete the line "
-                                      f"or the file and run the experiment again") from None
-                by_key[data["key"]] = data
+                raise DipkitError(f"{path}, line {number}: not a JSON record; delete the line "
+                                  f"or the file and run the experiment again") from None
+            by_key[data["key"]] = data
         return Records(Record(d) for d in by_key.values())
 
     def keys(self, experiment: str, profile: str) -> set:
