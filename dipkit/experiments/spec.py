@@ -61,7 +61,8 @@ class Experiment:
         Extra points added to the product (each a dict of axis values), for sweeps that are not
         a full grid, e.g. the original DIP at one σ only.
     per_profile : dict[str, dict]
-        Overrides of ``base`` (and ``'seeds'``) for one profile, e.g. a shorter study at ``full``.
+        Overrides of ``base`` (and of ``'seeds'`` and ``'axes'``) for one profile, e.g. a shorter
+        study at ``full`` or a wider sweep at ``cpu``.
     keep_images : int
         Store the output images of seeds below this (0: none); figures show seed 0.
     """
@@ -79,16 +80,19 @@ class Experiment:
     def _base(self, profile: str) -> tuple:
         extra = dict(self.per_profile.get(profile, {}))
         seeds = int(extra.pop("seeds", self.seeds))
+        extra.pop("axes", None)
         return {**self.base, **extra}, seeds
 
-    def points(self) -> list:
-        """The swept points (dicts of axis values), the grid first, then the variants."""
-        names = list(self.axes)
-        grid = [dict(zip(names, values)) for values in itertools.product(*self.axes.values())]
+    def points(self, profile: Optional[str] = None) -> list:
+        """The swept points (dicts of axis values) at a profile, the grid first, then the variants."""
+        axes = self.per_profile.get(profile, {}).get("axes", self.axes)
+        names = list(axes)
+        grid = [dict(zip(names, values)) for values in itertools.product(*axes.values())]
         return grid + [dict(v) for v in self.variants]
 
     def settings(self, profile: Union[str, Profile], seeds: Optional[Sequence[int]] = None) -> list:
         """Every fit of the experiment at ``profile``: a list of settings dicts, each with a seed."""
-        base, n_seeds = self._base(_profile_name(profile))
+        name = _profile_name(profile)
+        base, n_seeds = self._base(name)
         seeds = range(n_seeds) if seeds is None else seeds
-        return [{**base, **point, "seed": int(s)} for point in self.points() for s in seeds]
+        return [{**base, **point, "seed": int(s)} for point in self.points(name) for s in seeds]
