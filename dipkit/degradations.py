@@ -101,8 +101,21 @@ class Degradation:
         Returns
         -------
         Tensor, same shape, dtype and device as ``clean``
+            The observation knows its operator: ``y.dipkit_degradation`` is this degradation,
+            and :func:`dipkit.fit` uses it when no ``degradation=`` is given (an inpainting
+            observation is never fitted without its mask).
         """
+        y = self._observe(clean, seed)
+        y.dipkit_degradation = self
+        return y
+
+    def _observe(self, clean: torch.Tensor, seed: Seed) -> torch.Tensor:
+        """The subclass's simulation (see :meth:`observe`); here a copy of ``clean``."""
         return check_image(clean, "clean image", values=True).clone()
+
+    def known_fraction(self, observation: torch.Tensor) -> float:
+        """The fraction of the observation's values that the loss compares (1 but for masks)."""
+        return 1.0
 
     def __call__(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         return self.observe(clean, seed)
@@ -244,7 +257,7 @@ class GaussianNoise(Degradation):
         self.sigma = sigma
         self.clip = bool(clip)
 
-    def observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
+    def _observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         """Noisy observation of ``clean`` (N, C, H, W) or (C, H, W) in [0, 1], seeded.
 
         Each image of a batch gets its own noise (one draw of the whole batch's shape).
@@ -294,7 +307,7 @@ class JPEG(Degradation):
                               f"got {quality!r}")
         self.quality = int(quality)
 
-    def observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
+    def _observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         """JPEG-compressed copy of ``clean`` (N, C, H, W) or (C, H, W), C = 1 or 3, in [0, 1]."""
         from PIL import Image
 
@@ -394,7 +407,7 @@ class Inpainting(Degradation):
             self._weights[key] = self.mask.to(device=like.device, dtype=like.dtype)
         return self._weights[key]
 
-    def observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
+    def _observe(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         """``clean ⊙ mask``: zeros at the unknown pixels (deterministic; ``seed`` is ignored)."""
         x = check_image(clean, "clean image", values=True)
         return x * self._weight(x)
@@ -409,6 +422,14 @@ class Inpainting(Degradation):
         pred = self.forward(output)
         self._check_pair(pred, observation)
         return _reduce((pred - observation * self._weight(observation)) ** 2, reduction)
+
+    def known_fraction(self, observation: torch.Tensor) -> float:
+        """The fraction of known pixels (the loss averages over all pixels, known or not)."""
+        return self.p_known
+
+    def same_mask(self, other: "Inpainting") -> bool:
+        """True when ``other`` has the same mask."""
+        return self.mask.shape == other.mask.shape and bool(torch.equal(self.mask.cpu(), other.mask.cpu()))
 
     def to(self, device) -> "Inpainting":
         self.mask = self.mask.to(device)

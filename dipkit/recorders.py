@@ -1,9 +1,9 @@
-"""Recorders: watch a model during :func:`dipkit.fit` without ever stopping it.
+"""Recorders: callbacks that follow a quantity of the model during :func:`dipkit.fit`.
 
-A recorder is a :class:`~dipkit.stopping.StoppingRule` that never fires; pass it to ``fit``
-through ``monitor=`` and it is called at every probe with the live model at hand. Since ``fit``
-restarts Adam at every call, recording *during* one fit is the only faithful way to follow a
-quantity of the parameters over the steps.
+A recorder is a :class:`~dipkit.callbacks.Callback`; pass it to ``fit`` through ``callbacks=``
+and it is called at every probe with the live model at hand. Since ``fit`` restarts Adam at
+every call, recording *during* one fit is the only faithful way to follow a quantity of the
+parameters over the steps.
 
 Examples
 --------
@@ -13,7 +13,7 @@ Examples
 >>> y = dipkit.degradations.GaussianNoise(25 / 255).observe(clean, seed=0)
 >>> model = dipkit.decoder(channels=8, depth=3, lipschitz=1.0)
 >>> rec = SpectralNormRecorder(model)
->>> run = dipkit.fit(model, y, steps=20, probe_every=10, monitor={"norms": rec}, progress=False)
+>>> run = dipkit.fit(model, y, steps=20, probe_every=10, callbacks=[rec], progress=False)
 >>> rec.steps
 [0, 10, 20]
 >>> steps, names, values = rec.array()
@@ -30,15 +30,15 @@ import torch
 
 from .errors import DipkitError
 from .models import DIPNetwork
-from .stopping import StoppingRule
+from .callbacks import Callback
 
 __all__ = ["SpectralNormRecorder"]
 
 
-class SpectralNormRecorder(StoppingRule):
+class SpectralNormRecorder(Callback):
     """Record the spectral norm of every Lipschitz-controlled convolution during a fit.
 
-    At the start of the fit (``reset``) it records the initial norms as step 0, then at each
+    At the start of the fit it records the initial norms as step 0, then at each
     probe (or, with ``every``, at the first probe of every ``every`` steps) both the **effective**
     norms ``‖W_eff‖₂ = min(‖W‖₂, λ)`` (what the forward pass uses, see
     :meth:`dipkit.models.DIPNetwork.spectral_norms`) and the **raw** norms ``‖W‖₂`` of the
@@ -66,6 +66,8 @@ class SpectralNormRecorder(StoppingRule):
     spectral normalisation (Miyato et al., 2018).
     """
 
+    _transient = ("model",)
+
     def __init__(self, model: DIPNetwork, every: Optional[int] = None):
         if not isinstance(model, DIPNetwork):
             raise DipkitError("SpectralNormRecorder needs a DIPNetwork from dipkit.decoder or convnet")
@@ -76,11 +78,10 @@ class SpectralNormRecorder(StoppingRule):
             raise DipkitError(f"every must be a positive integer or None, got {every!r}")
         self.model = model
         self.every = every
-        super().__init__()
+        self.reset()
 
     def reset(self) -> None:
         """Forget the records and record the current (initial) norms as step 0."""
-        super().reset()
         self.steps: list = []
         self.effective: list = []
         self.raw: list = []
@@ -91,11 +92,14 @@ class SpectralNormRecorder(StoppingRule):
         self.effective.append(self.model.spectral_norms(effective=True))
         self.raw.append(self.model.spectral_norms(effective=False))
 
-    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
-        due = self.every is None or step // self.every > self.steps[-1] // self.every
+    def on_start(self, engine) -> None:
+        if engine.step == 0:   # a fresh fit (a resumed one keeps its records)
+            self.reset()
+
+    def on_probe(self, engine) -> None:
+        due = self.every is None or engine.step // self.every > self.steps[-1] // self.every
         if due:
-            self._record(step)
-        return False
+            self._record(engine.step)
 
     def array(self, effective: bool = True):
         """The records as arrays: ``(steps (T,), layer names (L,), norms (T, L))``."""

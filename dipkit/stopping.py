@@ -1,8 +1,12 @@
 """Stopping rules: when to end a DIP fit without knowing the clean image.
 
 Every rule has one small interface, fed by :func:`dipkit.fit` at each probe (every
-``probe_every`` steps):
+``probe_every`` steps). A rule's parameters are in optimizer steps, whatever the probe interval:
 
+``bind(probe_every)``
+    Called by the fit before it starts: the rule converts its parameters to probes, and a
+    setting that the interval cannot honour (a window of 25 steps with probes every 10) is a
+    clear :class:`~dipkit.errors.DipkitError`. Unbound, a rule counts one probe per step.
 ``reset()``
     Forget everything (called at the start of a fit).
 ``update(step, output, readings) -> bool``
@@ -12,6 +16,8 @@ Every rule has one small interface, fed by :func:`dipkit.fit` at each probe (eve
 ``selected_step``
     The step whose output the rule recommends (the stop step for most rules; the
     minimum-variance step for ES-WMV). :func:`dipkit.fit` keeps that output.
+
+Rules decide; they do not record (that is what callbacks do: :mod:`dipkit.callbacks`).
 
 References
 ----------
@@ -29,7 +35,7 @@ import torch
 
 from .errors import DipkitError
 
-__all__ = ["StoppingRule", "RatioRule", "ESWMV", "Patience", "make_rule"]
+__all__ = ["StoppingRule", "RatioRule", "ESWMV", "Patience", "make_rule", "scaled_eswmv"]
 
 
 def _positive_int(name: str, value) -> int:
@@ -38,14 +44,29 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _in_probes(name: str, steps: int, probe_every: int) -> int:
+    """``steps`` as a number of probes; an error when the probe interval cannot honour it."""
+    if steps % probe_every:
+        raise DipkitError(f"the rule's {name} of {steps} steps is not a multiple of the fit's probe "
+                          f"interval (probe_every={probe_every}); choose a {name} that is, or probe "
+                          f"more often")
+    return steps // probe_every
+
+
 class StoppingRule:
     """Base class of the stopping rules (see the module docstring for the interface)."""
 
     #: readings the rule needs from the probes ('ratio' needs the blur/sharpness probe).
     needs: tuple = ()
+    #: steps between probes, set by :meth:`bind` (1 until then).
+    probe_every: int = 1
 
     def __init__(self):
         self.reset()
+
+    def bind(self, probe_every: int) -> None:
+        """Take the fit's probe interval and convert the parameters (steps) to probes."""
+        self.probe_every = _positive_int("probe_every", probe_every)
 
     def reset(self) -> None:
         self.selected_step: Optional[int] = None
@@ -70,12 +91,14 @@ class RatioRule(StoppingRule):
     ----------
     n : int
         Window length in optimizer steps (paper: 100). With probes every k steps each window
-        holds n/k readings, so ``n`` must be a multiple of ``probe_every``.
+        holds n/k readings, so ``n`` must be a multiple of the fit's ``probe_every``.
     eps : float
         Threshold on the difference of the window means (paper: 0.01).
     faithful : bool
         The paper's code takes the newer window one reading short (n and n−1 readings);
         ``True`` (default) reproduces that, ``False`` uses equal windows.
+    probe_every : int, optional
+        Bind the rule to this probe interval now (else the fit binds it to its own).
 
     Notes
     -----
@@ -85,14 +108,24 @@ class RatioRule(StoppingRule):
 
     needs = ("ratio",)
 
-    def __init__(self, n: int = 100, eps: float = 0.01, *, faithful: bool = True, probe_every: int = 1):
+    def __init__(self, n: int = 100, eps: float = 0.01, *, faithful: bool = True,
+                 probe_every: Optional[int] = None):
         self.n = _positive_int("n", n)
         self.eps = float(eps)
         self.faithful = bool(faithful)
-        self.probe_every = _positive_int("probe_every", probe_every)
-        if n % probe_every:
-            raise DipkitError(f"the ratio rule's window n={n} must be a multiple of probe_every={probe_every}")
+        self._made_for = probe_every
+        if probe_every is not None:
+            self.bind(probe_every)
         super().__init__()
+
+    def bind(self, probe_every: int) -> None:
+        if self._made_for is not None and probe_every != self._made_for:
+            raise DipkitError(f"the ratio rule was made for probe_every={self._made_for}, the fit "
+                              f"probes every {probe_every}; build it with probe_every={probe_every} "
+                              f"or without probe_every (the fit then binds it)")
+        super().bind(probe_every)
+        _in_probes("window n", self.n, probe_every)
+        self.reset()
 
     def reset(self) -> None:
         super().reset()
@@ -125,14 +158,16 @@ class ESWMV(StoppingRule):
 
     ``VAR_t = (1/W) Σ_{w<W} mean((x_{t−w} − x̄_t)²)`` over the last W outputs (one per probe),
     ``x̄_t`` their mean. Stop when ``VAR`` has not reached a new minimum for ``patience``
-    probes; the selected output is the one at the minimum.
+    steps; the selected output is the one at the minimum.
 
     Parameters
     ----------
     window : int
-        W, the number of outputs in the window (paper of ES-WMV: 100 for denoising).
+        The window, in steps (ES-WMV: 100 for denoising, with an output every step). With probes
+        every k steps it holds window/k outputs, so it must be a multiple of k.
     patience : int
-        P, probes without a new minimum before stopping (ES-WMV: 1000 for denoising).
+        Steps without a new minimum before stopping (ES-WMV: 1000 for denoising), a multiple of
+        the probe interval too. See :func:`scaled_patience` for budgets shorter than 10 000.
 
     Notes
     -----
@@ -146,8 +181,16 @@ class ESWMV(StoppingRule):
         self.patience = _positive_int("patience", patience)
         super().__init__()
 
+    def bind(self, probe_every: int) -> None:
+        super().bind(probe_every)
+        _in_probes("window", self.window, probe_every)
+        _in_probes("patience", self.patience, probe_every)
+        self.reset()
+
     def reset(self) -> None:
         super().reset()
+        self._size = self.window // self.probe_every          # outputs in the window
+        self._patience = self.patience // self.probe_every    # probes without a new minimum
         self._buffer = None
         self._count = 0
         self.best_variance = math.inf
@@ -155,7 +198,7 @@ class ESWMV(StoppingRule):
 
     def _start(self, output: torch.Tensor) -> None:
         acc = torch.float32 if output.device.type == "mps" else torch.float64
-        self._buffer = torch.zeros((self.window,) + tuple(output.shape), dtype=acc, device=output.device)
+        self._buffer = torch.zeros((self._size,) + tuple(output.shape), dtype=acc, device=output.device)
         self._sum = torch.zeros(output.shape, dtype=acc, device=output.device)
         self._sq = torch.zeros((), dtype=acc, device=output.device)
 
@@ -164,8 +207,8 @@ class ESWMV(StoppingRule):
         if self._buffer is None:
             self._start(output)
         x = output.detach().to(self._buffer.dtype)
-        slot = self._count % self.window
-        if self._count >= self.window:
+        slot = self._count % self._size
+        if self._count >= self._size:
             old = self._buffer[slot]
             self._sum -= old
             self._sq -= (old * old).sum()
@@ -173,11 +216,11 @@ class ESWMV(StoppingRule):
         self._sum += x
         self._sq += (x * x).sum()
         self._count += 1
-        if self._count < self.window:
+        if self._count < self._size:
             return None
         n_pix = x.numel()
-        mean = self._sum / self.window
-        return (self._sq / self.window - (mean * mean).sum()) / n_pix
+        mean = self._sum / self._size
+        return (self._sq / self._size - (mean * mean).sum()) / n_pix
 
     def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
         var = self.push(output)
@@ -191,7 +234,7 @@ class ESWMV(StoppingRule):
             self._since_best = 0
             return False
         self._since_best += 1
-        if self._since_best >= self.patience:
+        if self._since_best >= self._patience:
             return self._stop(step, self.selected_step)
         return False
 
@@ -210,7 +253,8 @@ class Patience(StoppingRule):
     mode : {'min', 'max'}
         Whether smaller or larger is better.
     patience : int
-        Probes without improvement (by more than ``min_delta``) before stopping.
+        Steps without improvement (by more than ``min_delta``) before stopping, a multiple of
+        the fit's probe interval.
     """
 
     def __init__(self, key: str = "loss", mode: str = "min", patience: int = 10, min_delta: float = 0.0):
@@ -221,6 +265,11 @@ class Patience(StoppingRule):
         self.min_delta = float(min_delta)
         self.needs = (key,)
         super().__init__()
+
+    def bind(self, probe_every: int) -> None:
+        super().bind(probe_every)
+        _in_probes("patience", self.patience, probe_every)
+        self.reset()
 
     def reset(self) -> None:
         super().reset()
@@ -237,7 +286,7 @@ class Patience(StoppingRule):
             self._best, self._waited, self.selected_step = value, 0, step
             return False
         self._waited += 1
-        if self._waited >= self.patience:
+        if self._waited * self.probe_every >= self.patience:
             return self._stop(step, self.selected_step)
         return False
 
@@ -245,8 +294,28 @@ class Patience(StoppingRule):
         return f"Patience(key={self.key!r}, mode={self.mode!r}, patience={self.patience})"
 
 
-def make_rule(name: Optional[str], probe_every: int = 1, **kwargs) -> Optional[StoppingRule]:
-    """A rule by name: ``'paper'``/``'ratio'``, ``'eswmv'``, ``'patience'``, or None/``'none'``."""
+def scaled_eswmv(budget: int, probe_every: int, floor: int = 100) -> ESWMV:
+    """ES-WMV with its published settings scaled to a shorter budget, in steps.
+
+    ES-WMV waits 1000 steps without a new minimum in a 10 000-step denoising fit: here the
+    patience is that share of ``budget`` (at least ``floor`` steps), and the window 100 steps;
+    both are rounded down to a multiple of ``probe_every`` (at least one probe).
+
+    >>> scaled_eswmv(2000, 10)
+    ESWMV(window=100, patience=200)
+    """
+    def multiple(steps):
+        return max(1, steps // probe_every) * probe_every
+
+    patience = max(floor, round(1000 * budget / 10000))
+    return ESWMV(window=multiple(100), patience=multiple(patience))
+
+
+def make_rule(name: Optional[str], probe_every: Optional[int] = None, **kwargs) -> Optional[StoppingRule]:
+    """A rule by name: ``'paper'``/``'ratio'``, ``'eswmv'``, ``'patience'``, or None/``'none'``.
+
+    The fit binds it to its probe interval (``probe_every`` binds a ratio rule now).
+    """
     if name is None or name == "none":
         return None
     if name in ("paper", "ratio"):

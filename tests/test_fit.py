@@ -94,7 +94,7 @@ def test_a_rule_stops_the_fit_and_keeps_its_output(denoising):
 
 def test_eswmv_returns_the_minimum_variance_output(denoising):
     clean, noisy = denoising
-    rule = ESWMV(window=3, patience=2)
+    rule = ESWMV(window=6, patience=4)
     run = dipkit.fit(small_model(), noisy, steps=200, probe_every=2, stop=rule, clean=clean, progress=False)
     assert run.stop_step is not None and run.stop_step <= run.steps_run
     if run.stop_step != run.steps_run:

@@ -49,7 +49,7 @@ def test_spectral_norm_curves_draw_every_layer_and_the_bound():
     noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
     model = dipkit.decoder(channels=8, depth=3, lipschitz=1.0)
     rec = SpectralNormRecorder(model)
-    dipkit.fit(model, noisy, steps=20, probe_every=10, monitor={"norms": rec}, progress=False)
+    dipkit.fit(model, noisy, steps=20, probe_every=10, callbacks=[rec], progress=False)
     ax = plots.spectral_norm_curves(rec, lipschitz=1.0, title="λ = 1")
     n_layers = len(model.lipschitz_layers())
     assert len(ax.get_lines()) == 2 * n_layers + 1  # effective, raw, the bound

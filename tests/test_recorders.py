@@ -20,7 +20,7 @@ def test_records_initial_and_probe_steps_and_never_stops(noisy):
     model = dipkit.decoder(channels=8, depth=3, lipschitz=0.8)
     initial = {n: float(spectral_norm(m.weight.detach())) for n, m in model.lipschitz_layers().items()}
     rec = SpectralNormRecorder(model)
-    run = dipkit.fit(model, noisy, steps=30, probe_every=10, monitor={"norms": rec}, progress=False)
+    run = dipkit.fit(model, noisy, steps=30, probe_every=10, callbacks=[rec], progress=False)
     assert run.steps_run == 30 and run.detections["norms"].fired_at is None
     assert rec.steps == [0, 10, 20, 30]
     assert rec.raw[0] == pytest.approx(initial)
@@ -38,11 +38,11 @@ def test_records_initial_and_probe_steps_and_never_stops(noisy):
 def test_every_thins_the_records_and_reset_restarts(noisy):
     model = dipkit.decoder(channels=8, depth=3)
     rec = SpectralNormRecorder(model, every=20)
-    dipkit.fit(model, noisy, steps=50, probe_every=10, monitor={"norms": rec}, progress=False)
+    dipkit.fit(model, noisy, steps=50, probe_every=10, callbacks=[rec], progress=False)
     assert rec.steps == [0, 20, 40]
     # unbounded: effective and raw norms agree
     np.testing.assert_allclose(rec.array()[2], rec.array(effective=False)[2])
-    dipkit.fit(model, noisy, steps=30, probe_every=10, monitor={"norms": rec}, progress=False)
+    dipkit.fit(model, noisy, steps=30, probe_every=10, callbacks=[rec], progress=False)
     assert rec.steps == [0, 20]  # step 10 falls in the window of step 0
 
 

@@ -37,8 +37,8 @@ from ..degradations import JPEG, Degradation, GaussianNoise, Identity, Inpaintin
 from ..errors import DipkitError
 from ..fit import Run, fit
 from ..models import convnet, decoder, hourglass
-from ..presets import ORIGINAL_DIP, PAPER, PROFILES, Profile
-from ..stopping import ESWMV, RatioRule
+from ..presets import ORIGINAL_DIP, PAPER, Profile
+from ..stopping import RatioRule, scaled_eswmv
 
 __all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
 
@@ -100,10 +100,9 @@ def monitor_rules(names, steps: int, probe_every: int) -> dict:
     rules = {}
     for name in names or ():
         if name == "paper":
-            rules[name] = RatioRule(n=100, eps=0.01, probe_every=probe_every)
+            rules[name] = RatioRule(n=100, eps=0.01)
         elif name == "eswmv":
-            patience = max(100, round(1000 * steps / PROFILES["full"].steps))
-            rules[name] = ESWMV(window=max(1, 100 // probe_every), patience=max(1, patience // probe_every))
+            rules[name] = scaled_eswmv(steps, probe_every)
         else:
             raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper' or 'eswmv'")
     return rules

@@ -1,18 +1,35 @@
-"""dipkit.images: file round trips, conversions, errors, padding, samples, benchmark folders."""
+"""dipkit.images.io and .folders: file round trips (Pillow, pypng, tifffile), errors, folders."""
 
+import warnings
 
 import numpy as np
+import png
 import pytest
 import torch
 from PIL import Image
 
 from dipkit import images
-from dipkit.errors import DipkitError, ImageError, ShapeError
+from dipkit.errors import ImageError, ShapeError
 
 
 def _random_array(shape, bit_depth, seed=0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 2 ** bit_depth, size=shape).astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def _write_png16_with_pypng(a, path, interlace=False):
+    """Write uint16 (H, W, C), C = 1..4, as a 16-bit PNG with pypng itself (not through dipkit)."""
+    h, w, ch = a.shape
+    writer = png.Writer(w, h, greyscale=ch <= 2, alpha=ch in (2, 4), bitdepth=16,
+                        interlace=interlace)
+    with open(path, "wb") as f:
+        writer.write(f, a.reshape(h, w * ch).tolist())
+
+
+def _read_png16_with_pypng(path):
+    """uint16 (H, W, C) of a 16-bit PNG, read with pypng itself."""
+    w, h, rows, info = png.Reader(filename=str(path)).read()
+    return np.array([list(r) for r in rows], dtype=np.uint16).reshape(h, w, info["planes"])
 
 
 # ---- round trips -----------------------------------------------------------------------------
@@ -47,8 +64,8 @@ def test_16_bit_rgb_png_matches_pillow_and_keeps_precision(tmp_path):
 def test_16_bit_alpha_and_planar_files(tmp_path):
     import tifffile
     a = _random_array((9, 11, 4), 16, seed=2)
-    images._write_png16(a, tmp_path / "rgba16.png")
-    images._write_png16(a[..., :2], tmp_path / "la16.png")
+    _write_png16_with_pypng(a, tmp_path / "rgba16.png")
+    _write_png16_with_pypng(a[..., :2], tmp_path / "la16.png")
     tifffile.imwrite(tmp_path / "rgba16.tif", a, photometric="rgb", extrasamples=["unassalpha"])
     for name, keep in [("rgba16.png", 3), ("la16.png", 1), ("rgba16.tif", 3)]:
         info = images.image_info(tmp_path / name)
@@ -102,17 +119,48 @@ def test_palette_and_one_bit_images(tmp_path):
     assert m.shape == (1, 1, 10, 12) and set(m.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_mode_conversion(tmp_path):
-    a = _random_array((6, 7, 3), 8)
-    Image.fromarray(a).save(tmp_path / "c.png")
-    g = images.load(tmp_path / "c.png", mode="gray")
-    assert torch.allclose(g, images.rgb_to_gray(images.to_tensor(a)))
-    rgb = images.load(tmp_path / "c.png", mode="rgb")
-    assert rgb.shape == (1, 3, 6, 7)
-    Image.fromarray(a[..., 0]).save(tmp_path / "g.png")
-    assert images.load(tmp_path / "g.png", mode="rgb").shape == (1, 3, 6, 7)
-    with pytest.raises(DipkitError, match="mode"):
-        images.load(tmp_path / "g.png", mode="RGB")
+def test_16_bit_rgb_png_is_bit_exact_for_dipkit_and_pypng(tmp_path):
+    a = _random_array((23, 41, 3), 16, seed=3)
+    a[0, 0], a[-1, -1] = 0, 65535                     # both ends of the range
+    path = tmp_path / "rgb16.png"
+    images.save(images.to_tensor(a), path, bit_depth=16)
+    assert torch.equal(images.load(path), images.to_tensor(a))
+    w, h, rows, info = png.Reader(filename=str(path)).read()
+    assert (w, h, info["bitdepth"], info["planes"], info["greyscale"], info["alpha"]) == (
+        41, 23, 16, 3, False, False)
+    assert np.array_equal(_read_png16_with_pypng(path), a)
+    assert np.array_equal(np.rint(images.to_numpy(images.load(path)).astype(np.float64) * 65535), a)
+    info = images.image_info(path)
+    assert (info.width, info.height, info.channels, info.bit_depth, info.mode) == (
+        41, 23, 3, 16, "RGB;16")
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_interlaced_16_bit_png_is_read_at_16_bits(tmp_path, channels):
+    a = _random_array((13, 10, channels), 16, seed=4)
+    path = tmp_path / "adam7.png"
+    _write_png16_with_pypng(a, path, interlace=True)
+    keep = 1 if channels == 2 else 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # no "read at 8 bits" warning
+        warnings.filterwarnings("ignore", "'.*': the alpha channel was dropped")
+        assert torch.equal(images.load(path), images.to_tensor(a[..., :keep]))
+    assert images.image_info(path).bit_depth == 16
+
+
+def test_truncated_or_corrupt_16_bit_png_is_an_image_error(tmp_path):
+    a = _random_array((30, 40, 3), 16, seed=5)
+    images.save(images.to_tensor(a), tmp_path / "deep.png", bit_depth=16)
+    data = (tmp_path / "deep.png").read_bytes()
+    idat = data.index(b"IDAT")
+    cuts = {"header": data[:40], "in IDAT": data[:idat + 200], "no IEND": data[:-12],
+            "bad CRC": data[:idat + 10] + bytes([data[idat + 10] ^ 0xFF]) + data[idat + 11:]}
+    for what, cut in cuts.items():
+        path = tmp_path / f"cut {what}.png"
+        path.write_bytes(cut)
+        with pytest.raises(ImageError, match="truncated or corrupt PNG file") as err:
+            images.load(path)
+        assert str(path) in str(err.value) and "export it again" in str(err.value), what
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -161,103 +209,7 @@ def test_save_errors(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("array, error, match", [
-    (np.zeros((4, 4), np.int64), ImageError, "uint8 or uint16"),
-    (np.full((4, 4), 2.0), ImageError, "scale"),
-    (np.full((4, 4), -0.5, np.float32), ImageError, "scale"),
-    (np.full((4, 4), np.nan), ImageError, "NaN"),
-    (np.zeros((3, 4, 5), np.uint8), ShapeError, "channels-first"),
-    (np.zeros((4, 5, 4), np.uint8), ShapeError, "alpha"),
-    (np.zeros((2, 2, 2, 2), np.uint8), ShapeError, "shape"),
-])
-def test_to_tensor_rejects_bad_arrays(array, error, match):
-    with pytest.raises(error, match=match):
-        images.to_tensor(array)
-
-
-def test_to_tensor_dtypes_and_to_numpy():
-    assert images.to_tensor(np.full((2, 3), 255, np.uint8)).eq(1).all()
-    assert images.to_tensor(np.full((2, 3), 65535, np.uint16)).eq(1).all()
-    assert images.to_tensor(np.array([[True, False]])).tolist() == [[[[1.0, 0.0]]]]
-    f = np.random.default_rng(0).random((5, 6, 3))
-    x = images.to_tensor(f)
-    assert x.dtype == torch.float32 and x.shape == (1, 3, 5, 6)
-    assert np.allclose(images.to_numpy(x), f, atol=1e-7)
-    assert images.to_numpy(torch.zeros(2, 1, 5, 6)).shape == (5, 6)
-    with pytest.raises(DipkitError, match="already a torch tensor"):
-        images.to_tensor(torch.zeros(3, 3))
-
-
-# ---- padding and cropping --------------------------------------------------------------------
-
-@pytest.mark.parametrize("size", [(5, 7), (33, 31), (64, 64), (1, 3), (97, 2)])
-@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "constant"])
-def test_pad_to_multiple_and_undo(size, mode):
-    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
-    y, padding = images.pad_to_multiple(x, 32, mode=mode)
-    assert y.shape[-2] % 32 == 0 and y.shape[-1] % 32 == 0
-    assert y.shape[-2] - size[0] < 32 and y.shape[-1] - size[1] < 32
-    assert torch.equal(padding.undo(y), x)
-    assert abs(padding.top - padding.bottom) <= 1 and abs(padding.left - padding.right) <= 1
-
-
-def test_reflect_padding_matches_torch_and_repeats_beyond_the_image():
-    x = torch.rand(1, 1, 6, 9)
-    y, p = images.pad_to_multiple(x, 4)
-    ref = torch.nn.functional.pad(x, (p.left, p.right, p.top, p.bottom), mode="reflect")
-    assert torch.equal(y, ref)
-    row = torch.arange(3.0).view(1, 1, 1, 3)        # pad of 30 columns on a 3-wide image
-    y, p = images.pad_to_multiple(row, 32)
-    assert y.shape[-1] == 32 and set(y.unique().tolist()) == {0.0, 1.0, 2.0}
-    assert torch.equal(y[..., p.top:p.top + 1, p.left:p.left + 3], row)
-    assert (y[..., p.left - 1] == 1).all() and (y[..., p.left + 3] == 1).all()   # mirrored
-    assert (y == y[..., :1, :]).all()                                            # 1 row: replicated
-
-
-def test_crop_to_multiple_is_a_centre_crop():
-    x = torch.rand(1, 3, 70, 65)
-    y, crop = images.crop_to_multiple(x, 32)
-    assert y.shape == (1, 3, 64, 64) and crop.kind == "crop"
-    assert torch.equal(y, x[..., 3:67, 0:64])
-    assert crop.undo(y).shape == x.shape                      # reflection fills the cut borders
-    assert torch.equal(crop.undo(y, original=x), x)           # or the original pixels come back
-    with pytest.raises(ShapeError, match="pad"):
-        images.crop_to_multiple(torch.rand(1, 1, 20, 40), 32)
-
-
-def test_padding_errors():
-    x = torch.rand(1, 1, 10, 10)
-    with pytest.raises(DipkitError, match="multiple"):
-        images.pad_to_multiple(x, 0)
-    with pytest.raises(DipkitError, match="mode"):
-        images.pad_to_multiple(x, 4, mode="mirror")
-    _, p = images.pad_to_multiple(x, 4)
-    with pytest.raises(ShapeError, match="10x10"):
-        p.undo(torch.rand(1, 1, 16, 16))
-
-
-# ---- samples and folders ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("name, channels", [("astronaut", 3), ("camera", 1), ("coffee", 3),
-                                            ("chelsea", 3)])
-def test_samples(name, channels):
-    full = images.sample(name)
-    assert full.ndim == 4 and full.shape[1] == channels and full.dtype == torch.float32
-    small = images.sample(name, size=32)
-    assert small.shape == (1, channels, 32, 32)
-    assert 0 <= small.min() and small.max() <= 1
-    assert torch.equal(small, images.sample(name, size=32))                 # deterministic
-    assert images.sample(name, size=(24, 40), mode="gray").shape == (1, 1, 24, 40)
-    small.zero_()                                                           # a fresh copy
-    assert images.sample(name, size=32).max() > 0
-
-
-def test_unknown_sample_lists_names():
-    with pytest.raises(DipkitError, match="astronaut"):
-        images.sample("lena")
-    with pytest.raises(DipkitError, match="size"):
-        images.sample("camera", size=0)
-
+# ---- benchmark folders -----------------------------------------------------------------------
 
 def test_load_folder_pairs_masks(shared_data):
     items = images.load_folder(shared_data / "bernoulli11")
@@ -289,13 +241,3 @@ def test_load_folder_own_files_and_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="no images"):
         images.load_folder(tmp_path / "empty")
-
-
-def test_rgb_to_gray_weights_and_errors():
-    x = torch.zeros(1, 3, 2, 2)
-    x[:, 1] = 1
-    assert torch.allclose(images.rgb_to_gray(x), torch.full((1, 1, 2, 2), 0.5870))
-    with pytest.raises(ShapeError):
-        images.rgb_to_gray(torch.zeros(3, 2, 2))
-    with pytest.raises(ValueError):         # ShapeError is a ValueError, as before
-        images.rgb_to_gray(torch.zeros(1, 4, 2, 2))
