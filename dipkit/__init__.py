@@ -16,6 +16,7 @@ fit           the fitting loop, returning a Run with outputs and a history
 batched       fit_many: K networks fitted at once (K seeds of one image, or K images)
 memory        the peak memory of a fit, and a clear error instead of running out of it
 presets       the paper's settings per task and the quick/full run profiles
+restore       the task pipeline: pad, fit, undo the padding, the task's finish (dipkit.restore)
 metrics       PSNR and SSIM in the paper's conventions
 baselines     classical restorations (TV, non-local means, wavelet, BM3D; biharmonic inpainting)
 blockiness    the JPEG block grid in the jumps between columns (grid ratio)
@@ -31,11 +32,12 @@ from .batched import fit_many
 from .models import convnet, decoder, hourglass
 from .presets import get_profile
 from . import blockiness, claims, experiments
+from .restore import restore
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "fit_many", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
+    "fit", "fit_many", "restore", "Run", "History", "decoder", "hourglass", "convnet", "get_profile",
     "DipkitError", "DivergenceError", "ImageError", "ShapeError",
     "images", "degradations", "layers", "models", "spectral", "sharpness", "stopping", "presets",
     "metrics", "batched", "memory", "baselines", "blockiness", "claims", "experiments",

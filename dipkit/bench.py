@@ -3,11 +3,14 @@
 One row per (image, method, seed) with the PSNR/SSIM at the method's own stop (the paper's rule,
 or the end of a fixed budget), the oracle peak (step and PSNR, from the clean image), where
 ES-WMV would have stopped the same fit, and the wall time. :func:`summarize` turns the rows into
-mean ± std per method, the table of the book's last chapter.
+mean ± std per method, the table of the book's last chapter. Each fit is the restoration
+pipeline of :mod:`dipkit.restore` (the images are cut to the network's multiple first, so
+nothing is padded).
 
 ES-WMV (Wang et al.) watches every fit with a window of 100 steps and a patience of 1000 steps
-at the paper's budget of 10 000 steps; the patience shrinks with the profile's budget (200 steps
-in the quick profile's 2000), since a fit shorter than window + patience can never see it fire.
+at the paper's budget of 10 000 steps; the patience shrinks with the fit's budget (200 steps in
+the quick profile's 2000, at least 100: :func:`dipkit.stopping.scaled_eswmv`), since a fit
+shorter than window + patience can never see it fire.
 
 Methods
 -------
@@ -41,16 +44,16 @@ import torch.nn.functional as F
 from .degradations import JPEG, Degradation, GaussianNoise, Inpainting, bernoulli_mask
 from .errors import DipkitError
 from .fit import fit
-from .images import NamedImage, load_folder, rgb_to_gray
+from .images import NamedImage, crop_to_multiple, load_folder, rgb_to_gray
 from .metrics import psnr, ssim
-from .presets import ORIGINAL_DIP, PAPER, PROFILES, Profile, get_profile
-from .stopping import ESWMV
+from .presets import PAPER, Profile, get_profile
+from .restore import METHODS, prepare, preset_for, task_options
+from .stopping import ESWMV, scaled_eswmv
 
 __all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
            "append_csv", "observations", "degradation_for", "centre_crop", "downsample",
            "default_eswmv_patience"]
 
-METHODS = ("paper", "dip")
 BENCH_TASKS = ("denoise", "deblock", "inpaint")
 COLUMNS = ("task", "image", "method", "seed", "psnr", "ssim", "stop_step", "oracle_step",
            "oracle_psnr", "final_psnr", "eswmv_step", "eswmv_psnr", "steps_run", "seconds")
@@ -109,17 +112,11 @@ def degradation_for(task: str, item: NamedImage, preset) -> Degradation:
     raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
 
 
-def _method_preset(task: str, method: str):
-    if method == "paper":
-        return PAPER[task]
-    if method == "dip":
-        return ORIGINAL_DIP.get(task, ORIGINAL_DIP["denoise"]).with_(task=task)
-    raise DipkitError(f"unknown method {method!r}: choose from {METHODS}")
-
-
 def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[int],
              multiple: int) -> NamedImage:
-    """Gray for deblocking and inpainting; downsample, then centre-crop; then cut to a multiple."""
+    """Gray for deblocking and inpainting; downsample, then centre-crop; then centre-crop to a
+    multiple (:func:`dipkit.images.crop_to_multiple`, centred: an odd leftover row or column is cut
+    at the bottom or right, as :func:`centre_crop` does), so that the fit needs no padding."""
     image, mask = item.image, item.mask
     if task != "denoise" and image.shape[1] == 3:  # the paper's deblocking and inpainting are gray
         image = rgb_to_gray(image)
@@ -130,11 +127,11 @@ def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[
         image = centre_crop(image, size)
         mask = centre_crop(mask, size) if mask is not None else None
     h, w = image.shape[-2:]
-    h2, w2 = h - h % multiple, w - w % multiple
-    if h2 == 0 or w2 == 0:
+    if min(h, w) < multiple:
         raise DipkitError(f"image {item.name!r} is {w}x{h} pixels after cropping/resizing, smaller than "
                           f"{multiple}, the least side the network takes; crop or resize to at least {multiple}")
-    return NamedImage(item.name, image[..., :h2, :w2], None if mask is None else mask[..., :h2, :w2])
+    return NamedImage(item.name, crop_to_multiple(image, multiple)[0],
+                      None if mask is None else crop_to_multiple(mask, multiple)[0])
 
 
 def _prepared_items(task: str, images, profile: Profile, size: Optional[int],
@@ -171,8 +168,9 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
     steps : int, optional
         Override the step budget of every method (default: the presets' at this profile).
     eswmv_patience : int, optional
-        Patience of the ES-WMV monitor in steps (default :func:`default_eswmv_patience`: ES-WMV's 1000
-        scaled by the profile's budget, 200 in the quick profile). Its window is 100 steps.
+        Patience of the ES-WMV monitor in steps, a multiple of the probe interval (default
+        :func:`dipkit.stopping.scaled_eswmv`: ES-WMV's 1000 scaled by the fit's budget, 200 in the
+        quick profile). Its window is 100 steps.
     on_row : callable, optional
         Called with each row as soon as it is measured (e.g. to append to a CSV).
 
@@ -186,8 +184,8 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
     """
     profile = profile or get_profile()
     items = _prepared_items(task, images, profile, size, resize)
-    presets = {method: _method_preset(task, method) for method in methods}
-    patience = eswmv_patience or default_eswmv_patience(profile)
+    presets = {method: preset_for(task, method) for method in methods}
+    patience = eswmv_patience
     rows = []
     for item in items:
         for method, preset in presets.items():
@@ -221,22 +219,26 @@ def observations(task: str, images: Union[str, Path, Sequence[NamedImage]], *, s
 
 
 def default_eswmv_patience(profile: Profile) -> int:
-    """ES-WMV's patience of 1000 steps, scaled by the profile's budget over the paper's 10 000."""
-    return max(1, round(1000 * profile.steps / PROFILES["full"].steps))
+    """ES-WMV's patience (steps) at the profile's budget: :func:`dipkit.stopping.scaled_eswmv`."""
+    return scaled_eswmv(profile.steps, profile.probe_every).patience
 
 
 def _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress) -> dict:
-    model = preset.model(item.image.shape[1], profile, seed=seed)
+    """One row: the observation of ``item`` made with ``seed``, prepared by
+    :func:`dipkit.restore.prepare`, fitted by this module's ``fit`` (tests spy on it) with an
+    ES-WMV monitor, and brought back by :meth:`~dipkit.restore.Restoration.finish`."""
     clean = item.image
     op = degradation_for(task, item, preset)
-    y = op.observe(clean, seed=seed)
-    kwargs = preset.fit_kwargs(profile, **({"steps": steps} if steps else {}))
-    every = kwargs["probe_every"]
-    window, patience = max(1, 100 // every), max(1, patience // every)
+    plan = prepare(task, op.observe(clean, seed=seed), method=method, preset=preset, profile=profile,
+                   steps=steps or None, seed=seed, clean=clean, **task_options(task, op))
+    scaled = scaled_eswmv(plan.fit["steps"], plan.fit["probe_every"])   # in steps
+    rule = ESWMV(window=scaled.window, patience=patience or scaled.patience)
     start = time.perf_counter()
-    result = fit(model, y, degradation=op, clean=clean, seed=seed, device=device, progress=progress,
-                 monitor={"eswmv": ESWMV(window=window, patience=patience)}, **kwargs)
+    result = plan.finish(fit(plan.model, plan.observation, **plan.fit_arguments(
+        device=device, progress=progress, monitor={"eswmv": rule})))
     seconds = time.perf_counter() - start
+    if getattr(result, "interrupted", False):  # Ctrl-C ended the fit: no row for a partial fit
+        raise KeyboardInterrupt
     out = result.stopped
     eswmv = result.detections["eswmv"]
     return dict(

@@ -54,8 +54,8 @@ import torch
 from .errors import DipkitError, ShapeError
 from .images import check_image
 
-__all__ = ["Degradation", "Identity", "GaussianNoise", "JPEG", "Inpainting", "bernoulli_mask",
-           "block_mask", "text_mask"]
+__all__ = ["Degradation", "Identity", "GaussianNoise", "JPEG", "Inpainting", "HeldOut",
+           "bernoulli_mask", "block_mask", "text_mask"]
 
 Seed = Union[int, torch.Generator]
 
@@ -116,6 +116,10 @@ class Degradation:
     def known_fraction(self, observation: torch.Tensor) -> float:
         """The fraction of the observation's values that the loss compares (1 but for masks)."""
         return 1.0
+
+    def readings(self, output: torch.Tensor, observation: torch.Tensor) -> dict:
+        """Extra probe readings this degradation offers a fit (none here; see :class:`HeldOut`)."""
+        return {}
 
     def __call__(self, clean: torch.Tensor, seed: Seed = 0) -> torch.Tensor:
         return self.observe(clean, seed)
@@ -439,6 +443,77 @@ class Inpainting(Degradation):
     def _args(self) -> str:
         h, w = self.mask.shape[-2:]
         return f"mask={h}x{w}, known={100 * self.p_known:.1f}%"
+
+
+class HeldOut(Degradation):
+    """Hold a random few percent of the known pixels out of the loss, to watch the error there.
+
+    The loss of ``base`` is computed over the pixels kept (the held-out ones weigh 0); at each
+    probe the fit reads ``'heldout'``, the mean squared error ``mean((A f − y)²)`` over the
+    held-out pixels, one value per output: data the network never fitted, so its minimum marks
+    where the output predicts best (:class:`dipkit.stopping.HeldOutRule` stops there).
+
+    Parameters
+    ----------
+    base : Degradation
+        The task's degradation (its operator and, for inpainting, its mask).
+    fraction : float
+        Share of the known pixels held out, in (0, 0.5].
+    seed : int
+        Seeds the choice of pixels (one choice for all channels).
+
+    Notes
+    -----
+    The pixels are chosen when the fit first sees the image size (uniformly among the pixels
+    the base's loss compares). Holding pixels out costs the fit their information: measure
+    what it costs at the peak against the same fit without it.
+    """
+
+    name = "held_out"
+
+    def __init__(self, base: Degradation, fraction: float = 0.05, seed: int = 0):
+        if not isinstance(base, Degradation) or isinstance(base, HeldOut):
+            raise DipkitError(f"HeldOut wraps a task's degradation (GaussianNoise, JPEG, Inpainting, "
+                              f"Identity), got {base!r}")
+        if not (isinstance(fraction, (int, float)) and 0 < fraction <= 0.5):
+            raise DipkitError(f"fraction must be in (0, 0.5], got {fraction!r}")
+        self.base, self.fraction, self.seed = base, float(fraction), int(seed)
+        self.held = None   # (1, 1, H, W) bool, True = held out
+
+    def _held(self, like: torch.Tensor) -> torch.Tensor:
+        h, w = like.shape[-2:]
+        if self.held is None or tuple(self.held.shape[-2:]) != (h, w):
+            known = self.base.forward(torch.ones(1, 1, h, w, device=like.device)) > 0
+            draw = torch.rand(1, 1, h, w, generator=_cpu_generator(self.seed)).to(like.device)
+            self.held = known & (draw < self.fraction)
+        return self.held.to(like.device)
+
+    def forward(self, output: torch.Tensor) -> torch.Tensor:
+        return self.base.forward(output)
+
+    def loss(self, output: torch.Tensor, observation: torch.Tensor,
+             reduction: str = "mean") -> torch.Tensor:
+        """The base's ``mean((A f − y)²)`` with the held-out pixels weighing 0."""
+        keep = (~self._held(output)).to(output.dtype)
+        pred, target = self.forward(output), self.base.forward(observation)
+        self._check_pair(pred, observation)
+        return _reduce((pred - target) ** 2 * keep, reduction)
+
+    def readings(self, output: torch.Tensor, observation: torch.Tensor) -> dict:
+        held = self._held(output).to(output.dtype)
+        sq = (self.forward(output) - self.base.forward(observation)) ** 2 * held
+        per_image = sq.flatten(1).sum(dim=1) / (held.sum() * output.shape[1])
+        return {"heldout": per_image}
+
+    def known_fraction(self, observation: torch.Tensor) -> float:
+        return self.base.known_fraction(observation) * (1 - self.fraction)
+
+    def to(self, device) -> "HeldOut":
+        self.base.to(device)
+        return self
+
+    def _args(self) -> str:
+        return f"{self.base!r}, fraction={self.fraction}, seed={self.seed}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class Engine:
             readings["bands"] = self._fbc(out)
         if "ratio" in self.probes:
             readings["ratio"] = blur_sharpness_ratio(out)
+        readings.update(self.degradation.readings(out, self._y_rows.expand_as(out)))
         return readings
 
     def _check_divergence(self) -> None:

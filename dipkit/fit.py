@@ -329,9 +329,9 @@ def _operator(degradation: Optional[Degradation], observations: list) -> Degrada
     if degradation is not None:
         if not isinstance(degradation, Degradation):
             raise DipkitError(f"degradation must be a dipkit.degradations.Degradation, got {degradation!r}")
+        task = getattr(degradation, "base", degradation)   # HeldOut wraps the task's operator
         for d in made.values():
-            if isinstance(d, Inpainting) and not (isinstance(degradation, Inpainting)
-                                                  and degradation.same_mask(d)):
+            if isinstance(d, Inpainting) and not (isinstance(task, Inpainting) and task.same_mask(d)):
                 raise DipkitError(f"the observation was made by {d!r} but the fit got degradation="
                                   f"{degradation!r}; pass the Inpainting with the observation's mask")
         return degradation

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap

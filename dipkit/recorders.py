@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
 
 from .errors import DipkitError
 from .models import DIPNetwork

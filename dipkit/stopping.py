@@ -23,6 +23,8 @@ References
 ----------
 Shi et al., IJCV 2022, section 4.3 (the blurriness/sharpness ratio rule).
 Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023 (ES-WMV).
+Morozov, "On the solution of functional equations by the method of regularization", 1966
+(the discrepancy principle).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ import torch
 
 from .errors import DipkitError
 
-__all__ = ["StoppingRule", "RatioRule", "ESWMV", "Patience", "make_rule", "scaled_eswmv"]
+__all__ = ["StoppingRule", "RatioRule", "ESWMV", "Patience", "Discrepancy", "HeldOutRule",
+           "make_rule", "scaled_eswmv"]
 
 
 def _positive_int(name: str, value) -> int:
@@ -294,6 +297,70 @@ class Patience(StoppingRule):
         return f"Patience(key={self.key!r}, mode={self.mode!r}, patience={self.patience})"
 
 
+class Discrepancy(StoppingRule):
+    """Morozov's discrepancy principle: stop once the fit explains the data down to the noise.
+
+    Stop at the first probe where the data-fit residual per observed value,
+    ``mean((A f − y)²)`` over the values the loss compares (the ``'residual'`` reading), falls
+    to ``tau · sigma²``: fitting further could only fit the noise.
+
+    Parameters
+    ----------
+    sigma : float
+        Std of the noise of the observation, in [0, 1] intensity units (e.g. 25/255); estimate
+        it from the observation with :func:`dipkit.restore.estimate_sigma` when unknown.
+    tau : float
+        The safety factor τ (Morozov: slightly above 1 for a known σ).
+
+    Raises
+    ------
+    DipkitError
+        ``sigma`` is not positive: without noise (noise-free inpainting) the residual can reach
+        0 and the principle says nothing; use the held-out rule there.
+    """
+
+    needs = ("residual",)
+
+    def __init__(self, sigma: float, tau: float = 1.0):
+        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+            raise DipkitError(f"the discrepancy principle needs the noise level sigma > 0 (got {sigma!r}); "
+                              f"for a noise-free observation (inpainting) use the held-out rule instead")
+        if not (isinstance(tau, (int, float)) and tau > 0):
+            raise DipkitError(f"tau must be a positive number, got {tau!r}")
+        self.sigma, self.tau = float(sigma), float(tau)
+        super().__init__()
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
+        if float(readings["residual"]) <= self.tau * self.sigma ** 2:
+            return self._stop(step)
+        return False
+
+    def __repr__(self) -> str:
+        return f"Discrepancy(sigma={self.sigma:.6g}, tau={self.tau})"
+
+
+class HeldOutRule(Patience):
+    """Stop at the minimum of the error on pixels held out of the loss, with patience (steps).
+
+    The fit's degradation must hold pixels out (:class:`dipkit.degradations.HeldOut`), which
+    gives the ``'heldout'`` reading: ``mean((A f − y)²)`` over the held-out pixels, an unbiased
+    estimate of how well the output predicts data it never fitted. The selected output is the
+    one at the minimum. It needs no noise model, so it serves every task.
+    """
+
+    def __init__(self, patience: int = 200, min_delta: float = 0.0):
+        super().__init__(key="heldout", mode="min", patience=patience, min_delta=min_delta)
+
+    def update(self, step: int, output: torch.Tensor, readings: dict) -> bool:
+        if "heldout" not in readings:
+            raise DipkitError("the held-out rule needs a fit that holds pixels out of the loss: pass "
+                              "degradation=dipkit.degradations.HeldOut(degradation, fraction=0.05)")
+        return super().update(step, output, readings)
+
+    def __repr__(self) -> str:
+        return f"HeldOutRule(patience={self.patience})"
+
+
 def scaled_eswmv(budget: int, probe_every: int, floor: int = 100) -> ESWMV:
     """ES-WMV with its published settings scaled to a shorter budget, in steps.
 
@@ -312,7 +379,8 @@ def scaled_eswmv(budget: int, probe_every: int, floor: int = 100) -> ESWMV:
 
 
 def make_rule(name: Optional[str], probe_every: Optional[int] = None, **kwargs) -> Optional[StoppingRule]:
-    """A rule by name: ``'paper'``/``'ratio'``, ``'eswmv'``, ``'patience'``, or None/``'none'``.
+    """A rule by name: ``'paper'``/``'ratio'``, ``'eswmv'``, ``'patience'``, ``'discrepancy'``
+    (needs ``sigma=``), ``'heldout'``, or None/``'none'``.
 
     The fit binds it to its probe interval (``probe_every`` binds a ratio rule now).
     """
@@ -324,4 +392,12 @@ def make_rule(name: Optional[str], probe_every: Optional[int] = None, **kwargs) 
         return ESWMV(**kwargs)
     if name == "patience":
         return Patience(**kwargs)
-    raise DipkitError(f"unknown stopping rule {name!r}: choose 'paper', 'eswmv', 'patience' or 'none'")
+    if name == "discrepancy":
+        if "sigma" not in kwargs:
+            raise DipkitError("the discrepancy rule needs the noise level: make_rule('discrepancy', sigma=...)"
+                              " or dipkit.stopping.Discrepancy(sigma)")
+        return Discrepancy(**kwargs)
+    if name == "heldout":
+        return HeldOutRule(**kwargs)
+    raise DipkitError(f"unknown stopping rule {name!r}: choose 'paper', 'eswmv', 'patience', "
+                      f"'discrepancy', 'heldout' or 'none'")

@@ -146,7 +146,8 @@ def test_eswmv_patience_scales_with_the_profile_and_can_be_set(monkeypatch):
     items = [NamedImage("a", dipkit.images.sample("camera", size=64))]
     bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, steps=2)
     bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, steps=2, eswmv_patience=50)
-    assert made == [dict(window=20, patience=1), dict(window=20, patience=10)]  # TINY: 40 steps, probes every 5
+    # in steps: TINY fits 40 steps with probes every 5; the patience is at least 100 steps
+    assert made == [dict(window=100, patience=100), dict(window=100, patience=50)]
 
 
 def test_observations_are_the_fitted_observations():

@@ -206,3 +206,31 @@ def test_loaded_observation_is_used_as_is(tmp_path, clean):
     y = images.load(tmp_path / "noisy.png")                 # a user's own noisy photo
     f = torch.rand_like(clean)
     assert torch.allclose(GaussianNoise(0.5).loss(f, y), ((f - y) ** 2).mean())
+
+
+def test_held_out_pixels_leave_the_loss_and_give_a_reading():
+    from dipkit.degradations import HeldOut
+
+    clean = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = GaussianNoise(0.1).observe(clean, seed=0)
+    op = HeldOut(GaussianNoise(0.1), fraction=0.1, seed=1)
+    out = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    held = op._held(out)
+    assert 0.05 < float(held.float().mean()) < 0.15 and held.shape == (1, 1, 32, 32)
+    changed = out.clone()
+    changed[:, :, held[0, 0]] += 0.5           # only the held-out pixels change
+    assert torch.equal(op.loss(changed, y, reduction="none"), op.loss(out, y, reduction="none"))
+    expected = ((out - y) ** 2)[:, :, held[0, 0]].flatten(1).mean(1)
+    torch.testing.assert_close(op.readings(out, y)["heldout"], expected)
+    assert op.known_fraction(y) == pytest.approx(0.9)
+
+
+def test_held_out_pixels_are_chosen_among_the_known_ones():
+    from dipkit.degradations import HeldOut
+
+    mask = bernoulli_mask(32, 32)
+    op = HeldOut(Inpainting(mask), fraction=0.2, seed=0)
+    held = op._held(torch.zeros(1, 1, 32, 32))
+    assert not (held & ~mask).any() and held.any()
+    with pytest.raises(DipkitError, match="fraction"):
+        HeldOut(Inpainting(mask), fraction=0.9)

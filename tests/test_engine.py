@@ -133,3 +133,14 @@ def test_rules_count_steps_not_probes():
         return None
 
     assert fired(1) == fired(10) == fired(20) == 200
+
+
+def test_a_held_out_fit_stops_at_the_minimum_of_the_held_out_error(denoising):
+    from dipkit.degradations import HeldOut
+    from dipkit.stopping import HeldOutRule
+
+    clean, y = denoising
+    run = dipkit.fit(dipkit.decoder(**ARCH), y, degradation=HeldOut(GaussianNoise(25 / 255), 0.1),
+                     steps=60, probe_every=4, stop=HeldOutRule(patience=8), clean=clean, progress=False)
+    assert run.config["degradation"].startswith("HeldOut")
+    assert run.stop_step is not None and run.steps_run <= 60

@@ -136,9 +136,9 @@ def test_the_settings_choose_the_operator_and_the_preset():
     assert p.kwargs["stop"] == "paper" and p.kwargs["steps"] == 30 and p.kwargs["backtrack"] is False
     o = ex.prepare({"image": "astronaut", "task": "denoise", "method": "original", "seed": 0}, TINY)
     assert o.kwargs["lr"] == 1e-2 and o.kwargs["ema"] == 0.99
-    # rule parameters are in steps: ES-WMV's window of 100 steps is 10 probes of 10 steps
+    # rule parameters are in steps (the fit converts them: 10 and 20 probes of 10 steps)
     rules = ex.monitor_rules(["eswmv"], steps=2000, probe_every=10)
-    assert rules["eswmv"].window == 10 and rules["eswmv"].patience == 20
+    assert rules["eswmv"].window == 100 and rules["eswmv"].patience == 200
 
 
 def test_measures_are_stored(store):

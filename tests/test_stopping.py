@@ -1,4 +1,4 @@
-"""Stopping rules: the paper's ratio rule, ES-WMV, patience."""
+"""Stopping rules: the paper's ratio rule, ES-WMV, patience, the discrepancy principle, held-out pixels."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dipkit.errors import DipkitError
-from dipkit.stopping import ESWMV, Patience, RatioRule, make_rule
+from dipkit.stopping import ESWMV, Discrepancy, HeldOutRule, Patience, RatioRule, make_rule
 
 DUMMY = torch.zeros(1, 1, 2, 2)
 
@@ -119,3 +119,43 @@ def test_make_rule():
     assert isinstance(make_rule("eswmv"), ESWMV)
     with pytest.raises(DipkitError, match="unknown stopping rule"):
         make_rule("oracle")
+
+
+def test_discrepancy_fires_where_the_residual_crosses_tau_sigma_squared():
+    sigma, tau = 0.1, 1.05
+    rule = Discrepancy(sigma, tau=tau)
+    rule.bind(10)
+    rule.reset()
+    steps = np.arange(10, 3001, 10)
+    residual = sigma ** 2 * (1.0 + 4.0 * np.exp(-steps / 300.0))   # falls towards σ² from above
+    expected = int(steps[np.argmax(residual <= tau * sigma ** 2)])
+    fired = None
+    for step, r in zip(steps, residual):
+        if rule.update(int(step), DUMMY, {"residual": torch.tensor(r)}):
+            fired = step
+            break
+    assert fired == expected == rule.selected_step
+
+
+def test_discrepancy_needs_noise():
+    with pytest.raises(DipkitError, match="held-out rule"):
+        Discrepancy(0.0)
+    with pytest.raises(DipkitError, match="sigma"):
+        make_rule("discrepancy")
+    assert isinstance(make_rule("discrepancy", sigma=0.1), Discrepancy)
+
+
+def test_held_out_rule_selects_the_minimum_after_its_patience():
+    rule = HeldOutRule(patience=200)
+    rule.bind(10)
+    rule.reset()
+    steps = np.arange(10, 2001, 10)
+    error = (steps - 300.0) ** 2 / 1e5 + 0.01     # minimum at step 300
+    fired = None
+    for step, e in zip(steps, error):
+        if rule.update(int(step), DUMMY, {"heldout": torch.tensor(e)}):
+            fired = step
+            break
+    assert rule.selected_step == 300 and fired == 500
+    with pytest.raises(DipkitError, match="HeldOut"):
+        HeldOutRule().update(10, DUMMY, {"loss": torch.tensor(1.0)})

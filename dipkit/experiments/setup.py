@@ -37,7 +37,8 @@ from ..degradations import JPEG, Degradation, GaussianNoise, Identity, Inpaintin
 from ..errors import DipkitError
 from ..fit import Run, fit
 from ..models import convnet, decoder, hourglass
-from ..presets import ORIGINAL_DIP, PAPER, Profile
+from ..presets import Profile, TaskPreset
+from ..restore import prepare as restore_prepare, preset_for, task_options
 from ..stopping import RatioRule, scaled_eswmv
 
 __all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
@@ -76,22 +77,29 @@ def degradation_of(settings: dict, height: int, width: int) -> Degradation:
     raise DipkitError(f"unknown task {task!r}: choose denoise, deblock, inpaint or enhance")
 
 
-def _preset(settings: dict):
+#: A fit with no method: the decoder (λ, upsampler from the settings), lr 1e-3, no
+#: backtracking, no stopping rule.
+_PLAIN = TaskPreset("denoise", lipschitz=None, backtrack=False, stop="none")
+
+
+def _preset(settings: dict) -> TaskPreset:
+    """The method's preset for the task (the plain one without a method), with the settings'
+    overrides of lr, backtrack, input_noise, ema and stop."""
     method, task = settings.get("method"), settings["task"]
     if method is None:
-        return None
-    table = {"paper": PAPER, "original": ORIGINAL_DIP}.get(method)
-    if table is None:
+        preset = _PLAIN.with_(task=task)
+    elif method in ("paper", "original"):
+        preset = preset_for(task, "paper" if method == "paper" else "dip")
+    else:
         raise DipkitError(f"unknown method {method!r}: choose 'paper', 'original' or None")
-    # The original DIP has no deblocking preset: it deblocks with its denoising settings.
-    preset = table.get(task) or table["denoise"].with_(task=task)
-    return preset
+    return preset.with_(**{k: settings[k] for k in ("lr", "backtrack", "input_noise", "ema", "stop")
+                           if k in settings})
 
 
-def _budget(settings: dict, profile: Profile, preset) -> int:
+def _budget(settings: dict, profile: Profile, preset: TaskPreset) -> int:
     if "steps" in settings:
         return int(settings["steps"])
-    steps = preset.fit_kwargs(profile)["steps"] if preset is not None else profile.steps
+    steps = preset.fit_kwargs(profile)["steps"]
     return max(profile.probe_every, int(round(settings.get("steps_fraction", 1.0) * steps)))
 
 
@@ -108,16 +116,16 @@ def monitor_rules(names, steps: int, probe_every: int) -> dict:
     return rules
 
 
-def _model(settings: dict, profile: Profile, preset, channels: int):
-    network = settings.get("network", preset.network if preset else "decoder")
+def _model(settings: dict, profile: Profile, preset: TaskPreset, channels: int):
+    network = settings.get("network", preset.network)
     if network not in _NETWORKS:
         raise DipkitError(f"unknown network {network!r}: choose one of {sorted(_NETWORKS)}")
     kw = dict(out_channels=channels, channels=settings.get("channels", profile.channels),
               depth=settings.get("depth", profile.depth), seed=settings["seed"])
     if network != "hourglass":
-        kw["lipschitz"] = settings.get("lipschitz", preset.lipschitz if preset else None)
+        kw["lipschitz"] = settings.get("lipschitz", preset.lipschitz)
     if network != "convnet":
-        kw["upsample"] = settings.get("upsample", preset.upsample if preset else "bilinear")
+        kw["upsample"] = settings.get("upsample", preset.upsample)
     if settings.get("gaussian_sigma") is not None:
         sigma = settings["gaussian_sigma"]
         kw["sigma"] = tuple(sigma) if isinstance(sigma, list) else sigma
@@ -125,29 +133,25 @@ def _model(settings: dict, profile: Profile, preset, channels: int):
 
 
 def prepare(settings: dict, profile: Profile) -> Prepared:
-    """The clean image, the observation, the operator, the network and the fit's keywords."""
+    """The clean image, the observation, the operator, the network and the fit's keywords: the
+    observation made from a sample image with the setting's seed, then the restoration pipeline
+    (:func:`dipkit.restore.prepare`) with the setting's network and budget."""
     if "image" not in settings or "task" not in settings:
         raise DipkitError(f"a setting needs at least 'image' and 'task', got {sorted(settings)}")
-    size = settings.get("size", profile.image_size)
-    clean = imaging.sample(settings["image"], size=size)
+    clean = imaging.sample(settings["image"], size=settings.get("size", profile.image_size))
     if settings.get("mode", "rgb") == "gray":
         clean = imaging.rgb_to_gray(clean)
     _, c, h, w = clean.shape
     op = degradation_of(settings, h, w)
     seed = int(settings["seed"])
-    y = op.observe(clean, seed=seed)
     preset = _preset(settings)
     steps = _budget(settings, profile, preset)
-    kwargs = dict(steps=steps, probe_every=profile.probe_every, lr=1e-3, backtrack=False,
-                  stop=None, input_noise=0.0, ema=None)
-    if preset is not None:
-        kwargs.update(preset.fit_kwargs(profile, steps=steps))
-    for key in ("lr", "backtrack", "input_noise", "ema", "stop"):
-        if key in settings:
-            kwargs[key] = settings[key]
-    kwargs["probes"] = tuple(settings.get("probes", ("bands", "ratio")))
-    kwargs["monitor"] = monitor_rules(settings.get("monitor"), steps, kwargs["probe_every"])
-    return Prepared(clean, y, op, _model(settings, profile, preset, c), kwargs)
+    plan = restore_prepare(settings["task"], op.observe(clean, seed=seed), preset=preset, profile=profile,
+                           steps=steps, seed=seed, clean=clean, model=_model(settings, profile, preset, c),
+                           probes=tuple(settings.get("probes", ("bands", "ratio"))),
+                           monitor=monitor_rules(settings.get("monitor"), steps, profile.probe_every),
+                           **task_options(settings["task"], op))
+    return Prepared(plan.clean, plan.observation, plan.degradation, plan.model, plan.fit)
 
 
 def fit_setting(settings: dict, profile: Profile, *, device=None, progress: bool = False,

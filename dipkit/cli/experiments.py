@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["add_parser", "command", "EXAMPLES"]
+
 EXAMPLES = """examples:
   dipkit experiments list
   dipkit experiments run lipschitz --profile quick
@@ -12,6 +14,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(commands) -> None:
+    """Add ``experiments`` (with its actions ``list`` and ``run``) to the subparsers ``commands``."""
     p = commands.add_parser("experiments", help="the book's experiments: list them, run one into the store",
                             description="List the book's experiments and the records stored for each "
                                         "profile, or run one: fits not yet stored are run and appended "
@@ -27,12 +30,13 @@ def add_parser(commands) -> None:
     r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
     r.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS or book/results)")
-    p.set_defaults(func=experiments)
+    p.set_defaults(func=command)
 
 
-def experiments(args) -> int:
-    from .experiments import EXPERIMENTS, Store, run
-    from .presets import PROFILES
+def command(args) -> int:
+    """``dipkit experiments list`` or ``run NAME``: see ``dipkit experiments --help``."""
+    from ..experiments import EXPERIMENTS, Store, run
+    from ..presets import PROFILES
 
     store = Store(getattr(args, "results", None))
     if args.action == "list":
@@ -50,5 +54,5 @@ def experiments(args) -> int:
 
 
 def _keys(exp, profile: str) -> set:
-    from .experiments import setting_key
+    from ..experiments import setting_key
     return {setting_key(s) for s in exp.settings(profile)}
