@@ -19,6 +19,16 @@ function                    what it does
 Every noise level is a standard deviation in intensity units of [0, 1] images (25/255 ≈ 0.098
 for the paper's σ = 25), as in :class:`dipkit.degradations.GaussianNoise`.
 
+References
+----------
+A. Chambolle, "An algorithm for total variation minimization and applications", J. Math.
+Imaging Vis. 20, 2004. A. Buades, B. Coll, J.-M. Morel, "A non-local algorithm for image
+denoising", CVPR 2005. S. G. Chang, B. Yu, M. Vetterli, "Adaptive wavelet thresholding for
+image denoising and compression", IEEE TIP 9(9), 2000. D. L. Donoho, I. M. Johnstone, "Ideal
+spatial adaptation by wavelet shrinkage", Biometrika 81(3), 1994. K. Dabov, A. Foi,
+V. Katkovnik, K. Egiazarian, "Image denoising by sparse 3-D transform-domain collaborative
+filtering", IEEE TIP 16(8), 2007.
+
 Examples
 --------
 >>> import dipkit
@@ -263,15 +273,7 @@ def denoise(method: str, y: torch.Tensor, sigma: _Sigma = None, **options) -> to
 
     Each image is processed on its own, on the CPU, in float64.
 
-    References
-    ----------
-    A. Chambolle, "An algorithm for total variation minimization and applications", J. Math.
-    Imaging Vis. 20, 2004. A. Buades, B. Coll, J.-M. Morel, "A non-local algorithm for image
-    denoising", CVPR 2005. S. G. Chang, B. Yu, M. Vetterli, "Adaptive wavelet thresholding for
-    image denoising and compression", IEEE TIP 9(9), 2000. D. L. Donoho, I. M. Johnstone, "Ideal
-    spatial adaptation by wavelet shrinkage", Biometrika 81(3), 1994. K. Dabov, A. Foi,
-    V. Katkovnik, K. Egiazarian, "Image denoising by sparse 3-D transform-domain collaborative
-    filtering", IEEE TIP 16(8), 2007.
+    References: see the module docstring.
 
     Examples
     --------
