@@ -135,12 +135,26 @@ def test_rules_count_steps_not_probes():
     assert fired(1) == fired(10) == fired(20) == 200
 
 
-def test_a_held_out_fit_stops_at_the_minimum_of_the_held_out_error(denoising):
+def test_a_held_out_fit_watches_the_error_on_the_held_out_pixels(denoising):
     from dipkit.degradations import HeldOut
     from dipkit.stopping import HeldOutRule
 
+    class Readings(Callback):
+        def __init__(self):
+            self.values = []
+
+        def on_probe(self, engine):
+            self.values.append((engine.step, float(engine.readings["heldout"][0])))
+
     clean, y = denoising
+    seen = Readings()
     run = dipkit.fit(dipkit.decoder(**ARCH), y, degradation=HeldOut(GaussianNoise(25 / 255), 0.1),
-                     steps=60, probe_every=4, stop=HeldOutRule(patience=8), clean=clean, progress=False)
-    assert run.config["degradation"].startswith("HeldOut")
-    assert run.stop_step is not None and run.steps_run <= 60
+                     steps=200, probe_every=4, lr=1e-2, monitor={"heldout": HeldOutRule(patience=40)},
+                     callbacks=[seen], clean=clean, progress=False)
+    assert run.config["degradation"].startswith("HeldOut") and run.steps_run == 200
+    steps, values = zip(*seen.values)
+    assert len(values) == 50 and all(v > 0 for v in values)
+    det = run.detections["heldout"]
+    if det.fired_at is not None:   # it selects the minimum of the held-out error seen until it fired
+        until = [v for s, v in seen.values if s <= det.fired_at]
+        assert det.step == steps[int(np.argmin(until))] and det.fired_at - det.step >= 40

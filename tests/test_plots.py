@@ -63,8 +63,8 @@ def test_mark_detections_draws_each_fired_rule():
     clean = dipkit.images.sample("astronaut", size=32)
     noisy = GaussianNoise(25 / 255).observe(clean, seed=0)
     run = dipkit.fit(dipkit.decoder(channels=8, depth=3), noisy, steps=30, probe_every=5, clean=clean,
-                     monitor={"early": Patience("loss", mode="max", patience=1),
-                              "never": Patience("loss", patience=100)}, progress=False)
+                     monitor={"early": Patience("loss", mode="max", patience=5),   # in steps: one probe
+                              "never": Patience("loss", patience=500)}, progress=False)
     assert run.detections["early"].step is not None and run.detections["never"].step is None
     ax = plots.psnr_curve(run)
     plots.mark_detections(ax, run)
