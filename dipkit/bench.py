@@ -24,7 +24,7 @@ Methods
 Examples
 --------
 >>> import dipkit.bench as bench
->>> rows = bench.run("denoise", "../shared/data/set9", methods=("paper",), seeds=(0,),
+>>> rows = bench.run("denoise", "set9", methods=("paper",), seeds=(0,),
 ...                  resize=64, steps=200)                   # doctest: +SKIP
 >>> bench.write_csv(rows, "results.csv"); print(bench.format_summary(bench.summarize(rows)))  # doctest: +SKIP
 """
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import datasets
 from .degradations import JPEG, Degradation, GaussianNoise, Inpainting, bernoulli_mask
 from .errors import DipkitError
 from .fit import fit
@@ -139,7 +140,7 @@ def _prepared_items(task: str, images, profile: Profile, size: Optional[int],
     """The task checked and every image loaded and prepared (:func:`_prepare`), before any fit."""
     if task not in BENCH_TASKS:
         raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
-    items = load_folder(images) if isinstance(images, (str, Path)) else list(images)
+    items = load_folder(datasets.resolve(images)) if isinstance(images, (str, Path)) else list(images)
     return [_prepare(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
 
 
@@ -152,8 +153,9 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
     Parameters
     ----------
     task : {'denoise', 'deblock', 'inpaint'}
-    images : folder or list of NamedImage
-        E.g. ``../shared/data/set9``; ``NAME_mask.png`` files give the inpainting masks.
+    images : folder, set name or list of NamedImage
+        A folder (``NAME_mask.png`` files give the inpainting masks) or the name of one of the
+        paper's sets, ``'set9'``, ``'classic5'``, ``'bernoulli11'`` (:func:`dipkit.datasets.path`).
     methods : iterable of {'paper', 'dip'}
     seeds : iterable of int
         Seed of the degradation (noise), of the input code and of the weights.

@@ -103,8 +103,9 @@ _PARAMETERS = """
         :class:`~dipkit.recorders.SpectralNormRecorder`), called after the built-in ones.
     checkpoint : str or Path, optional
         Write the whole state of the fit there every ``checkpoint_every`` steps, on Ctrl-C and at
-        the end; when the file exists, resume from it (a checkpoint of another fit is an error).
-        The resumed fit equals the uninterrupted one.
+        the end; when the file exists, resume from it (a checkpoint of another fit is an error;
+        rules and callbacks resume with their saved state). The resumed fit equals the
+        uninterrupted one.
     checkpoint_every : int
         Steps between checkpoints (default 500).
 
@@ -319,7 +320,16 @@ def _fingerprint(models: list, seeds: list, y: torch.Tensor, degradation, o: dic
     return dict(models=[m.config for m in models], seeds=list(seeds), shape=tuple(y.shape),
                 observation=round(float(y.double().sum()), 6), degradation=repr(degradation),
                 **{key: o[key] for key in ("steps", "lr", "probe_every", "ema", "backtrack", "input_noise")},
-                stop=repr(o["stop"]), monitor=sorted((o["monitor"] or {})))
+                stop=_rule_name(o["stop"]),
+                monitor={name: _rule_name(r) for name, r in (o["monitor"] or {}).items()})
+
+
+def _rule_name(rule):
+    """A rule as a checkpoint's fingerprint names it: its name, its class, or a list of those
+    (its state, parameters included, comes back from the checkpoint)."""
+    if isinstance(rule, (list, tuple)):
+        return [_rule_name(r) for r in rule]
+    return rule if isinstance(rule, (str, type(None))) else type(rule).__name__
 
 
 def _operator(degradation: Optional[Degradation], observations: list) -> Degradation:

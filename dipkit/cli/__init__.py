@@ -25,7 +25,7 @@ EXAMPLES = """\
 examples:
   dipkit restore denoise noisy.png -o denoised.png
   dipkit restore --help          # every option of restore, with more examples
-  dipkit bench denoise ../shared/data/set9 -o set9.csv --resize 64
+  dipkit bench denoise set9 -o set9.csv --resize 64
   dipkit bench --help            # the benchmark runner of the paper's protocol
 """
 

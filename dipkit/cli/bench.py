@@ -1,5 +1,8 @@
 """``dipkit bench``: the paper's protocol over a folder of benchmark images (:mod:`dipkit.bench`).
 
+The folder argument is a folder or the name of one of the paper's sets (``set9``, ``classic5``,
+``bernoulli11``), which :func:`dipkit.datasets.path` fetches and caches on first use.
+
 The command checks its options and output files, runs :func:`dipkit.bench.run` with a callback
 that appends each row to the CSV as soon as it is measured (so an interrupted run keeps its
 rows), and prints the summary table.
@@ -11,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import bench as benchmark, images
+from .. import bench as benchmark, datasets, images
 from ..errors import DipkitError
 from ..presets import PAPER, PROFILES, get_profile
 from .common import STEPS, add_device, device, listed, number, say
@@ -20,8 +23,8 @@ __all__ = ["add_parser", "command", "EXAMPLES"]
 
 EXAMPLES = """\
 tasks (the paper's protocol, PROTOCOL sections 6-7; deblock and inpaint convert RGB to gray):
-  denoise   Gaussian noise, sigma = 25/255 (e.g. FOLDER = ../shared/data/set9)
-  deblock   JPEG, quality 10 (e.g. ../shared/data/classic5)
+  denoise   Gaussian noise, sigma = 25/255 (e.g. FOLDER = set9)
+  deblock   JPEG, quality 10 (e.g. classic5)
   inpaint   the folder's NAME_mask.png masks (white = known), else 50 % Bernoulli (bernoulli11)
 
 methods:
@@ -29,9 +32,15 @@ methods:
   dip       the original DIP (hourglass), fixed budget, reported at the end and at its peak
 
 examples:
-  dipkit bench denoise ../shared/data/set9 -o set9.csv --resize 64 --seeds 0,1
-  dipkit bench inpaint ../shared/data/bernoulli11 -o b11.csv --methods paper --crop 128
-  dipkit bench deblock ../shared/data/classic5 -o c5.csv --profile full --device cuda --summary c5.md
+  dipkit bench denoise set9 -o set9.csv --resize 64 --seeds 0,1
+  dipkit bench inpaint bernoulli11 -o b11.csv --methods paper --crop 128
+  dipkit bench deblock classic5 -o c5.csv --profile full --device cuda --summary c5.md
+  dipkit bench denoise my_images/ -o mine.csv
+
+FOLDER is a folder of images or the name of one of the paper's sets: set9, classic5, bernoulli11.
+A set is downloaded from the paper's code release on first use (hashes checked) and cached;
+$DIPKIT_DATA names a local copy instead (a folder holding set9/, classic5/, bernoulli11/). An
+existing folder of the same name wins over the set.
 
 One CSV row per (image, method, seed), appended as soon as it is measured: an interrupted run
 keeps its rows. At the end the mean +- std per method is printed (and written by --summary).
@@ -52,7 +61,9 @@ def add_parser(commands) -> None:
                     "one CSV row per run: PSNR/SSIM at the method's stop, the oracle peak, the end,\n"
                     "where ES-WMV would have stopped, and the time.")
     p.add_argument("task", choices=benchmark.BENCH_TASKS, help="what to benchmark (see 'tasks' below)")
-    p.add_argument("folder", metavar="FOLDER", help="a folder of images (NAME_mask.png files are inpainting masks)")
+    p.add_argument("folder", metavar="FOLDER",
+                   help="a folder of images (NAME_mask.png files are inpainting masks), or a set name: "
+                        f"{', '.join(datasets.SETS)} (fetched and cached on first use)")
     p.add_argument("-o", "--output", metavar="CSV", required=True, help="the CSV file to write")
     p.add_argument("--methods", type=listed(str, f"a comma-separated list of {', '.join(benchmark.METHODS)}",
                                             benchmark.METHODS),
@@ -124,11 +135,13 @@ def command(args) -> int:
     out, *summary_file = _check_outputs(args)
     profile, dev = get_profile(args.profile), device(args.device)
     _check_sizes(args, profile)
-    items = images.load_folder(args.folder)
+    folder = datasets.resolve(args.folder)
+    items = images.load_folder(folder)
     n = len(items) * len(args.methods) * len(args.seeds)
     scale = (f"resized to a shorter side of {args.resize}" if args.resize else
              f"centre-cropped to {args.crop}x{args.crop}" if args.crop else "at full size")
-    say(args, f"dipkit bench {args.task}: {len(items)} images of '{args.folder}' {scale}, methods "
+    say(args, f"dipkit bench {args.task}: {len(items)} images of '{args.folder}'"
+              f"{'' if folder == Path(args.folder) else f' ({folder})'} {scale}, methods "
               f"{','.join(args.methods)}, seeds {','.join(map(str, args.seeds))}: {n} fits, "
               f"{profile.name} profile, {dev} -> '{out}'")
     rows, interrupted = [], False
