@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_parser", "command", "EXAMPLES"]
+__all__ = ["add_parser", "command", "EXAMPLES", "CLUSTER"]
 
 EXAMPLES = """examples:
   dipkit experiments list
   dipkit experiments run lipschitz --profile quick
   dipkit experiments run denoising --profile quick --seeds 0 --limit 2   # a piece of a long sweep
+  dipkit experiments run lipschitz --profile cpu --workers 4   # 4 local processes (dipkit[cluster])
+  dipkit experiments run lipschitz --profile full --scheduler tcp://10.0.0.5:8786
+"""
+
+CLUSTER = """on a Dask cluster (pip install "dipkit[cluster]"):
+  --workers N starts a local Dask cluster of N single-threaded processes for the run;
+  --scheduler ADDRESS sends the fits to a running Dask cluster. Either way each record is
+  stored here as soon as its fit ends, so an interrupted run resumes like a sequential one.
+  On Slurm, start a cluster with dask-jobqueue (dipkit installed on the nodes) in a Python
+  session that stays open, then pass its scheduler's address:
+    >>> from dask_jobqueue import SLURMCluster
+    >>> cluster = SLURMCluster(cores=1, processes=1, memory="8GB", walltime="04:00:00")
+    >>> cluster.scale(jobs=16); cluster.scheduler_address
+    'tcp://10.0.0.5:8786'
+    $ dipkit experiments run lipschitz --profile full --scheduler tcp://10.0.0.5:8786
 """
 
 
@@ -22,7 +37,12 @@ def add_parser(commands) -> None:
                             epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("list", help="every experiment, with its fits per profile and how many are stored")
-    r = sub.add_parser("run", help="run one experiment's missing fits into the store")
+    r = sub.add_parser("run", help="run one experiment's missing fits into the store",
+                       description="Fit the experiment's settings not yet stored and append a record "
+                                   "for each as it ends: one after the other here, or in parallel on "
+                                   "a Dask cluster (--workers, --scheduler).",
+                       epilog=EXAMPLES + "\n" + CLUSTER,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("name", help="an experiment (see `dipkit experiments list`)")
     r.add_argument("--profile", default=None, help="quick or full (default: $DIPKIT_PROFILE, else by device)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the experiment's)")
@@ -30,6 +50,12 @@ def add_parser(commands) -> None:
     r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
     r.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS or book/results)")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="fit on a local Dask cluster of N processes, started for the run")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="fit on the running Dask cluster at ADDRESS (tcp://host:port; "
+                            "e.g. a dask-jobqueue SLURMCluster's scheduler_address)")
     p.set_defaults(func=command)
 
 
@@ -48,7 +74,8 @@ def command(args) -> int:
         return 0
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
     records = run(args.name, args.profile, store=store, seeds=seeds, limit=args.limit,
-                  recompute=args.recompute, device=args.device)
+                  recompute=args.recompute, device=args.device, workers=args.workers,
+                  scheduler=args.scheduler)
     print(f"{args.name}: {len(records)} records stored in {store.path(args.name, records[0].profile) if records else store.root}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import closing
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -14,12 +15,13 @@ from ..degradations import Inpainting
 from ..errors import DipkitError
 from ..metrics import psnr
 from ..presets import Profile, get_profile
+from . import cluster
 from .record import Records, make_record
 from .setup import Prepared, fit_setting, prepare
 from .spec import Experiment, setting_key
 from .store import Store, provenance
 
-__all__ = ["run", "load", "MEASURES", "recompute_requested"]
+__all__ = ["run", "load", "fit_record", "MEASURES", "recompute_requested"]
 
 
 def _hole_psnr(p: Prepared) -> Callable:
@@ -66,10 +68,69 @@ def recompute_requested() -> bool:
     return os.environ.get("DIPKIT_RECOMPUTE", "").strip().lower() in ("1", "true", "yes")
 
 
+def fit_record(settings: dict, profile: Union[str, Profile], measures: Sequence[str] = (),
+               device=None, *, keep_images: int = 0, experiment: Optional[str] = None) -> dict:
+    """Fit one setting and return its record: the one fit both the loop and a Dask task run.
+
+    Parameters
+    ----------
+    settings : dict
+        One fit's settings (an element of :meth:`Experiment.settings`).
+    profile : str or Profile
+        The run profile, by name or as a :class:`~dipkit.presets.Profile`.
+    measures : sequence of str
+        Names of :data:`MEASURES` to add to the setting's own ``measures``.
+    device : str or torch.device, optional
+        Default: CUDA when available.
+    keep_images : int
+        Store the output images when the setting's seed is below this.
+    experiment : str, optional
+        The name of the experiment, copied into the record.
+
+    Returns
+    -------
+    dict
+        The record (see :func:`make_record`) with ``experiment``, ``profile``, ``settings`` and
+        ``provenance`` (with the fit's ``wall_seconds``), ready for :meth:`Store.append`.
+    """
+    prof = _profile(profile)
+    start = time.perf_counter()
+    prepared = prepare(settings, prof)
+    names = [*settings.get("measures", ()), *measures]
+    run_, _ = fit_setting(settings, prof, device=device, prepared=prepared)
+    record = make_record(run_, prepared.clean, keep_images=settings["seed"] < keep_images,
+                         measures={m: MEASURES[m](prepared) for m in names})
+    record.update(experiment=experiment, profile=prof.name, settings=settings,
+                  provenance={**provenance(device), "wall_seconds": round(time.perf_counter() - start, 3)})
+    return record
+
+
+def _todo(exp: Experiment, prof: Profile, store: Store, seeds, recompute: bool, limit, measures) -> list:
+    """The settings to fit: those not stored (all with ``recompute``), at most ``limit``."""
+    done = set() if recompute else store.keys(exp.name, prof.name)
+    todo = [s for s in exp.settings(prof, seeds) if setting_key(s) not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    unknown = sorted({m for s in todo for m in [*s.get("measures", ()), *measures]} - set(MEASURES))
+    if unknown:
+        raise DipkitError(f"unknown measure(s) {unknown}: choose from {sorted(MEASURES)}")
+    return todo
+
+
+def _keep(store: Store, exp: Experiment, record: dict, number: str, log) -> None:
+    """Append one finished fit's record to the store and write its line to ``log``."""
+    store.append(record)
+    if log is not None:
+        where = record["provenance"].get("worker")
+        print(f"[{exp.name} {record['profile']}] {number} {setting_key(record['settings'])}: peak "
+              f"{record['psnr_best']:.2f} dB at {record['peak_step']}, end {record['psnr_final']:.2f} dB, "
+              f"{record['seconds']:.1f} s" + (f" on {where}" if where else ""), file=log, flush=True)
+
+
 def run(experiment: Union[str, Experiment], profile: Union[None, str, Profile] = None, *,
         store: Optional[Store] = None, seeds: Optional[Sequence[int]] = None, recompute: bool = False,
         limit: Optional[int] = None, device=None, measures: Sequence[str] = (),
-        log=sys.stderr) -> Records:
+        log=sys.stderr, workers: Optional[int] = None, scheduler: Optional[str] = None) -> Records:
     """Fit every setting of ``experiment`` at ``profile`` not yet stored, appending a record each.
 
     Parameters
@@ -88,6 +149,13 @@ def run(experiment: Union[str, Experiment], profile: Union[None, str, Profile] =
         Names of :data:`MEASURES` to add (besides the experiment's own ``measures`` setting).
     log : file or None
         Where to write one line per fit.
+    workers : int, optional
+        Fit on a local Dask cluster of this many single-threaded worker processes, started for
+        the run and closed after (needs ``pip install "dipkit[cluster]"``).
+    scheduler : str, optional
+        Fit on the Dask cluster whose scheduler is at this address (``tcp://host:port``).
+        Without ``workers`` and ``scheduler`` the fits run one after the other in this process.
+        Either way each record is appended here as soon as its fit ends.
 
     Returns
     -------
@@ -96,27 +164,16 @@ def run(experiment: Union[str, Experiment], profile: Union[None, str, Profile] =
     """
     exp, prof = _experiment(experiment), _profile(profile)
     store = store or Store()
-    done = set() if recompute else store.keys(exp.name, prof.name)
-    todo = [s for s in exp.settings(prof, seeds) if setting_key(s) not in done]
-    if limit is not None:
-        todo = todo[:limit]
-    unknown = sorted({m for s in todo for m in [*s.get("measures", ()), *measures]} - set(MEASURES))
-    if unknown:
-        raise DipkitError(f"unknown measure(s) {unknown}: choose from {sorted(MEASURES)}")
-    for i, settings in enumerate(todo, 1):
-        start = time.perf_counter()
-        prepared = prepare(settings, prof)
-        names = [*settings.get("measures", ()), *measures]
-        run_, _ = fit_setting(settings, prof, device=device, prepared=prepared)
-        record = make_record(run_, prepared.clean, keep_images=settings["seed"] < exp.keep_images,
-                             measures={m: MEASURES[m](prepared) for m in names})
-        record.update(experiment=exp.name, profile=prof.name, settings=settings,
-                      provenance={**provenance(device), "wall_seconds": round(time.perf_counter() - start, 3)})
-        store.append(record)
-        if log is not None:
-            print(f"[{exp.name} {prof.name}] {i}/{len(todo)} {setting_key(settings)}: peak "
-                  f"{record['psnr_best']:.2f} dB at {record['peak_step']}, end {record['psnr_final']:.2f} dB, "
-                  f"{record['seconds']:.1f} s", file=log, flush=True)
+    todo = _todo(exp, prof, store, seeds, recompute, limit, measures)
+    options = dict(profile=prof, measures=tuple(measures), device=device, keep_images=exp.keep_images,
+                   experiment=exp.name)
+    if workers is None and scheduler is None:
+        records = (fit_record(s, **options) for s in todo)
+    else:
+        records = cluster.fit_all(fit_record, todo, workers=workers, scheduler=scheduler, **options)
+    with closing(records):
+        for i, record in enumerate(records, 1):
+            _keep(store, exp, record, f"{i}/{len(todo)}", log)
     return store.load(exp.name, prof.name)
 
 
