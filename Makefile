@@ -20,7 +20,7 @@ NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.c
 NBVAL_ENV := DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick}
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: test book book-check unit notebooks install clean results
+.PHONY: test book book-check unit notebooks install clean results device
 
 install: $(STAMP)
 
@@ -62,6 +62,13 @@ PROFILE ?= quick
 EXPERIMENTS ?= $(shell $(BIN)/python -c "from dipkit.experiments import EXPERIMENTS; print(' '.join(EXPERIMENTS))" 2>/dev/null)
 results: $(STAMP)
 	for e in $(EXPERIMENTS); do $(BIN)/dipkit experiments run $$e --profile $(PROFILE) $(RECOMPUTE) || exit 1; done
+
+# One prepared run on a GPU machine (issue 12): chapter 10's protocol and the λ sweep at the full
+# profile, then the benchmark suite, within $DEVICE_BUDGET_S (default 540 s), into $OUT. No
+# $(STAMP): the device has no network, so it runs its own python3. DRY_RUN=1 runs it on the CPU at
+# toy sizes (CI does, in tests/test_device_script.py). See the header of benchmarks/device.sh.
+device:
+	bash benchmarks/device.sh
 
 clean:
 	rm -rf _build .pytest_cache
