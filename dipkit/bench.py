@@ -52,7 +52,7 @@ from .restore import METHODS, prepare, preset_for, task_options
 from .stopping import ESWMV, scaled_eswmv
 
 __all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
-           "append_csv", "observations", "degradation_for", "centre_crop", "downsample",
+           "append_csv", "observations", "prepare_image", "degradation_for", "centre_crop", "downsample",
            "default_eswmv_patience"]
 
 BENCH_TASKS = ("denoise", "deblock", "inpaint")
@@ -113,8 +113,8 @@ def degradation_for(task: str, item: NamedImage, preset) -> Degradation:
     raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
 
 
-def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[int],
-             multiple: int) -> NamedImage:
+def prepare_image(item: NamedImage, task: str, size: Optional[int], resize: Optional[int],
+                  multiple: int) -> NamedImage:
     """Gray for deblocking and inpainting; downsample, then centre-crop; then centre-crop to a
     multiple (:func:`dipkit.images.crop_to_multiple`, centred: an odd leftover row or column is cut
     at the bottom or right, as :func:`centre_crop` does), so that the fit needs no padding."""
@@ -137,11 +137,11 @@ def _prepare(item: NamedImage, task: str, size: Optional[int], resize: Optional[
 
 def _prepared_items(task: str, images, profile: Profile, size: Optional[int],
                     resize: Optional[int]) -> list:
-    """The task checked and every image loaded and prepared (:func:`_prepare`), before any fit."""
+    """The task checked and every image loaded and prepared (:func:`prepare_image`), before any fit."""
     if task not in BENCH_TASKS:
         raise DipkitError(f"the benchmark runs the tasks {BENCH_TASKS}, not {task!r}")
     items = load_folder(datasets.resolve(images)) if isinstance(images, (str, Path)) else list(images)
-    return [_prepare(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
+    return [prepare_image(item, task, size, resize, multiple=2 ** profile.depth) for item in items]
 
 
 def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: Iterable[str] = METHODS,

@@ -109,7 +109,7 @@ def test_resize_and_crop_in_run():
     finally:
         bench.fit = original
     assert seen == [(64, 96), (64, 64), (64, 64)]
-    item = bench._prepare(big, "inpaint", None, 64, multiple=16)
+    item = bench.prepare_image(big, "inpaint", None, 64, multiple=16)
     assert item.mask.dtype == torch.bool and item.mask.shape[-2:] == item.image.shape[-2:] == (64, 96)
     assert torch.allclose(item.image, torch.nn.functional.avg_pool2d(big.image, 2))
 

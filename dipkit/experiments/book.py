@@ -1,15 +1,16 @@
 """The book's experiments, one per study of a chapter, declared as data.
 
-Every fit denoises, deblocks or inpaints a sample image at the profile's size; every setting is
-run for 3 seeds (network weights, input code and noise draw), so each chapter's claims are
-statistics over seeds. ``dipkit experiments list`` shows them with what is stored.
+Every fit denoises, deblocks or inpaints a sample image (or, for chapter 10, an image of the
+paper's benchmark sets) at the profile's size; every setting is run for 3 seeds (network
+weights, input code and noise draw), so each chapter's claims are statistics over seeds.
+``dipkit experiments list`` shows them with what is stored.
 """
 
 from __future__ import annotations
 
 from .spec import Experiment
 
-__all__ = ["EXPERIMENTS"]
+__all__ = ["EXPERIMENTS", "SET_IMAGES"]
 
 _NOISY_ASTRONAUT = {"image": "astronaut", "task": "denoise", "sigma": 25}
 
@@ -61,6 +62,38 @@ _LIST = [
               "monitor": ["paper", "eswmv"]},
         axes={"method": ["paper"], "mask": ["bernoulli", "block", "text"]},
         variants=[{"method": "original", "mask": "bernoulli"}]),
+]
+
+#: The images of the paper's benchmark sets, by the names :func:`dipkit.datasets.load` gives them.
+SET_IMAGES = {
+    "set9": ["image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
+             "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12"],
+    "classic5": ["baboon", "barbara", "boats", "lena", "peppers"],
+    "bernoulli11": ["Cameraman256", "Lena512", "barbara", "boat", "couple", "fingerprint", "hill",
+                    "house", "man", "montage", "peppers256"],
+}
+
+
+def _benchmark(name: str, set_name: str, task: dict, monitor: list, description: str) -> Experiment:
+    """Chapter 10's protocol on one set: the paper's method and the original DIP on every image,
+    each run for its whole budget with the stopping rules watching (the paper's rule gives the
+    paper's result; the stopping study reads the same fits). At the cpu profile one seed per
+    image (the compute budget); the other profiles three."""
+    return Experiment(
+        name, chapter="10", keep_images=0, description=description,
+        base={"set": set_name, **task, "stop": "none", "monitor": monitor},
+        axes={"method": ["paper", "original"], "image": SET_IMAGES[set_name]},
+        per_profile={"cpu": {"seeds": 1}})
+
+
+_LIST += [
+    _benchmark("set9_denoising", "set9", {"task": "denoise", "sigma": 25}, ["paper", "eswmv", "discrepancy"],
+               "set9, σ = 25: the paper's method and the original DIP, whole budget, rules watching"),
+    _benchmark("classic5_deblocking", "classic5", {"task": "deblock", "quality": 10}, ["paper", "eswmv"],
+               "classic5, JPEG quality 10: the paper's method and the original DIP, whole budget, rules watching"),
+    _benchmark("bernoulli11_inpainting", "bernoulli11", {"task": "inpaint", "measures": ["hole_psnr"]},
+               ["paper", "eswmv"],
+               "bernoulli11 with its masks: the paper's method and the original DIP, whole budget, rules watching"),
 ]
 
 #: The book's experiments by name.

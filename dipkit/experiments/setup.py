@@ -4,7 +4,12 @@ The settings of a stored record are plain JSON values; :func:`fit_setting` turns
 fit. Keys (all optional but ``image`` and ``task``):
 
 ============== ==============================================================================
-image          a sample image name (:func:`dipkit.images.sample`), at the profile's size
+image          a sample image name (:func:`dipkit.images.sample`), at the profile's size; with
+               ``set``, the name of an image of that benchmark set
+set            one of the paper's benchmark sets (:data:`dipkit.datasets.SETS`): the image is
+               read from it, made gray for deblocking and inpainting, shrunk to a shorter side
+               of the profile's size and cut to the network's multiple
+               (:func:`dipkit.bench.prepare_image`); inpainting uses the set's own mask
 mode           ``'rgb'`` (default) or ``'gray'``
 task           ``'denoise'`` (``sigma``, in 1/255 units, default 25), ``'deblock'``
                (``quality``, default 10), ``'inpaint'`` (``mask``: ``'bernoulli'``, ``'block'``
@@ -19,8 +24,9 @@ steps          the budget in steps (default: the preset's capped at the profile'
                profile's); ``steps_fraction`` scales the profile's budget instead
 probes         the probes (default ``['bands', 'ratio']``)
 monitor        names of rules that watch the fit without stopping it: ``'paper'`` (the ratio
-               rule, n = 100 steps, ε = 0.01) and ``'eswmv'`` (window 100 steps, patience
-               1000 steps scaled by the budget over the paper's 10 000)
+               rule, n = 100 steps, ε = 0.01), ``'eswmv'`` (window 100 steps, patience
+               1000 steps scaled by the budget over the paper's 10 000) and
+               ``'discrepancy'`` (Morozov's principle with the known σ, τ = 1; denoising only)
 seed           the network's weights, its input code and the observation's noise draw
 ============== ==============================================================================
 """
@@ -32,14 +38,15 @@ from typing import Optional
 
 import torch
 
-from .. import images as imaging
+from .. import datasets, images as imaging
+from ..bench import prepare_image
 from ..degradations import JPEG, Degradation, GaussianNoise, Identity, Inpainting, bernoulli_mask, block_mask, text_mask
 from ..errors import DipkitError
 from ..fit import Run, fit
 from ..models import convnet, decoder, hourglass
 from ..presets import Profile, TaskPreset
 from ..restore import prepare as restore_prepare, preset_for, task_options
-from ..stopping import RatioRule, scaled_eswmv
+from ..stopping import Discrepancy, RatioRule, scaled_eswmv
 
 __all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
 
@@ -60,14 +67,17 @@ class Prepared:
     kwargs: dict
 
 
-def degradation_of(settings: dict, height: int, width: int) -> Degradation:
-    """The degradation a setting names (its task and parameters)."""
+def degradation_of(settings: dict, height: int, width: int, mask: Optional[torch.Tensor] = None) -> Degradation:
+    """The degradation a setting names (its task and parameters); ``mask`` (1, 1, H, W) bool is a
+    benchmark image's own inpainting mask, used unless the setting names one."""
     task = settings["task"]
     if task == "denoise":
         return GaussianNoise(settings.get("sigma", 25) / 255)
     if task == "deblock":
         return JPEG(settings.get("quality", 10))
     if task == "inpaint":
+        if mask is not None and "mask" not in settings:
+            return Inpainting(mask)
         kind = settings.get("mask", "bernoulli")
         if kind not in _MASKS:
             raise DipkitError(f"unknown mask {kind!r}: choose one of {sorted(_MASKS)}")
@@ -103,7 +113,7 @@ def _budget(settings: dict, profile: Profile, preset: TaskPreset) -> int:
     return max(profile.probe_every, int(round(settings.get("steps_fraction", 1.0) * steps)))
 
 
-def monitor_rules(names, steps: int, probe_every: int) -> dict:
+def monitor_rules(names, steps: int, probe_every: int, degradation: Optional[Degradation] = None) -> dict:
     """The rules a setting's ``monitor`` names, with their parameters in steps."""
     rules = {}
     for name in names or ():
@@ -111,9 +121,27 @@ def monitor_rules(names, steps: int, probe_every: int) -> dict:
             rules[name] = RatioRule(n=100, eps=0.01)
         elif name == "eswmv":
             rules[name] = scaled_eswmv(steps, probe_every)
+        elif name == "discrepancy":
+            if not isinstance(degradation, GaussianNoise):
+                raise DipkitError("the monitored rule 'discrepancy' needs a known noise level: "
+                                  "a denoising setting (task 'denoise')")
+            rules[name] = Discrepancy(sigma=degradation.sigma, tau=1.0)
         else:
-            raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper' or 'eswmv'")
+            raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper', 'eswmv' or 'discrepancy'")
     return rules
+
+
+def _clean_image(settings: dict, profile: Profile, multiple: int) -> tuple:
+    """The clean image (1, C, H, W) and a benchmark image's own mask (or None)."""
+    if "set" not in settings:
+        clean = imaging.sample(settings["image"], size=settings.get("size", profile.image_size))
+        return (imaging.rgb_to_gray(clean) if settings.get("mode", "rgb") == "gray" else clean), None
+    items = {item.name: item for item in datasets.load(settings["set"])}
+    if settings["image"] not in items:
+        raise DipkitError(f"set {settings['set']!r} has no image {settings['image']!r}: it has {sorted(items)}")
+    item = prepare_image(items[settings["image"]], settings["task"], None,
+                         settings.get("size", profile.image_size), multiple)
+    return item.image, item.mask
 
 
 def _model(settings: dict, profile: Profile, preset: TaskPreset, channels: int):
@@ -138,18 +166,16 @@ def prepare(settings: dict, profile: Profile) -> Prepared:
     (:func:`dipkit.restore.prepare`) with the setting's network and budget."""
     if "image" not in settings or "task" not in settings:
         raise DipkitError(f"a setting needs at least 'image' and 'task', got {sorted(settings)}")
-    clean = imaging.sample(settings["image"], size=settings.get("size", profile.image_size))
-    if settings.get("mode", "rgb") == "gray":
-        clean = imaging.rgb_to_gray(clean)
+    clean, mask = _clean_image(settings, profile, 2 ** settings.get("depth", profile.depth))
     _, c, h, w = clean.shape
-    op = degradation_of(settings, h, w)
+    op = degradation_of(settings, h, w, mask)
     seed = int(settings["seed"])
     preset = _preset(settings)
     steps = _budget(settings, profile, preset)
     plan = restore_prepare(settings["task"], op.observe(clean, seed=seed), preset=preset, profile=profile,
                            steps=steps, seed=seed, clean=clean, model=_model(settings, profile, preset, c),
                            probes=tuple(settings.get("probes", ("bands", "ratio"))),
-                           monitor=monitor_rules(settings.get("monitor"), steps, profile.probe_every),
+                           monitor=monitor_rules(settings.get("monitor"), steps, profile.probe_every, op),
                            **task_options(settings["task"], op))
     return Prepared(plan.clean, plan.observation, plan.degradation, plan.model, plan.fit)
 
