@@ -123,6 +123,7 @@ def test_images_round_trip_to_8_bits():
     ({"image": "astronaut", "task": "denoise", "method": "mine"}, "unknown method"),
     ({"image": "astronaut", "task": "denoise", "network": "unet"}, "unknown network"),
     ({"image": "astronaut", "task": "denoise", "monitor": ["oracle"]}, "unknown monitored rule"),
+    ({"image": "astronaut", "task": "inpaint", "monitor": ["discrepancy"]}, "needs a known noise level"),
 ])
 def test_bad_settings_say_what_to_do(settings, message):
     with pytest.raises(DipkitError, match=message):
@@ -164,9 +165,40 @@ def test_load_computes_only_when_nothing_is_stored(store, monkeypatch):
     assert len(store.path("sweep", "quick").read_text().splitlines()) == 8  # all fitted again
 
 
-def test_the_book_declares_every_chapter_experiment():
+def test_a_benchmark_set_image_is_prepared_as_the_benchmark_prepares_it(shared_data, monkeypatch):
+    from dipkit import bench, datasets
+    monkeypatch.setenv("DIPKIT_DATA", str(shared_data))
+    p = ex.prepare({"set": "bernoulli11", "image": "barbara", "task": "inpaint", "seed": 0,
+                    "monitor": ["paper"]}, TINY)
+    item = bench.prepare_image({i.name: i for i in datasets.load("bernoulli11")}["barbara"], "inpaint",
+                               None, TINY.image_size, multiple=2 ** TINY.depth)
+    assert torch.equal(p.clean, item.image) and p.clean.shape == (1, 1, 64, 64)
+    assert torch.equal(p.degradation.mask, item.mask)          # the set's own mask, not a new one
+    d = ex.prepare({"set": "set9", "image": "kodim12", "task": "denoise", "sigma": 25, "seed": 0,
+                    "monitor": ["discrepancy"]}, TINY)
+    assert d.clean.shape == (1, 3, 64, 96)                      # shorter side 64, aspect kept
+    assert d.kwargs["monitor"]["discrepancy"].sigma == pytest.approx(25 / 255)
+    with pytest.raises(DipkitError, match="has no image 'lena'.*image_Lena512rgb"):
+        ex.prepare({"set": "set9", "image": "lena", "task": "denoise", "seed": 0}, TINY)
+
+
+def test_the_benchmark_experiments_name_every_image_of_their_set(shared_data, monkeypatch):
+    from dipkit import datasets
+    monkeypatch.setenv("DIPKIT_DATA", str(shared_data))
+    for name, images in ex.SET_IMAGES.items():
+        assert sorted(images) == sorted(i.name for i in datasets.load(name))
+    exp = ex.EXPERIMENTS["classic5_deblocking"]
+    first = exp.settings("cpu")
+    assert [s["method"] for s in first[:5]] == ["paper"] * 5   # the paper's method first
+    assert {s["seed"] for s in first} == {0} and len(first) == 10
+    assert all(s["stop"] == "none" and "paper" in s["monitor"] for s in first)
+
+
+def test_the_book_declares_every_chapter_experiment(shared_data, monkeypatch):
+    monkeypatch.setenv("DIPKIT_DATA", str(shared_data))
     assert {"spectral_bias", "architectures", "lipschitz", "gaussian_upsampling", "denoising",
-            "deblocking", "inpainting"} <= set(ex.EXPERIMENTS)
+            "deblocking", "inpainting", "set9_denoising", "classic5_deblocking",
+            "bernoulli11_inpainting"} <= set(ex.EXPERIMENTS)
     for exp in ex.EXPERIMENTS.values():
         settings = exp.settings("quick")
         assert len(settings) == len({ex.setting_key(s) for s in settings})  # no fit twice

@@ -18,14 +18,14 @@ starts a local cluster needs the ``if __name__ == "__main__":`` guard: the worke
 processes.)
 """
 
-from .book import EXPERIMENTS
+from .book import EXPERIMENTS, SET_IMAGES
 from .record import Record, Records, decode_image, encode_image, make_record, stat
 from .runner import MEASURES, fit_record, load, recompute_requested, run
 from .setup import Prepared, fit_setting, monitor_rules, prepare
 from .spec import Experiment, setting_key
 from .store import Store, default_root, provenance
 
-__all__ = ["EXPERIMENTS", "Experiment", "Record", "Records", "Store", "Prepared", "MEASURES",
+__all__ = ["EXPERIMENTS", "SET_IMAGES", "Experiment", "Record", "Records", "Store", "Prepared", "MEASURES",
            "run", "load", "fit_record", "prepare", "fit_setting", "monitor_rules", "make_record", "stat",
            "setting_key", "provenance", "default_root", "recompute_requested",
            "encode_image", "decode_image"]
