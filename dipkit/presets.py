@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
@@ -35,7 +36,8 @@ class Profile:
     Attributes
     ----------
     name : str
-        ``'quick'`` (CI), ``'cpu'`` (the published CPU results) or ``'full'`` (the paper's scale).
+        ``'quick'`` (CI), ``'cpu'`` (the published CPU results), ``'gpu'`` (the default on a GPU:
+        minutes a chapter on a T4) or ``'full'`` (the paper's scale).
     image_size : int or None
         Side (pixels) of the square sample images; None keeps the images' own size.
     channels : int
@@ -61,6 +63,11 @@ class Profile:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """One line: the name and the sizes, e.g. ``'quick (64² images, 64 channels, 2000 steps)'``."""
+        size = "native-size" if self.image_size is None else f"{self.image_size}²"
+        return f"{self.name} ({size} images, {self.channels} channels, {self.steps} steps)"
+
 
 PROFILES = {
     # CPU: 64² images and a 64-channel decoder, about 15 ms a step on two cores. Measured here
@@ -72,14 +79,34 @@ PROFILES = {
     # λ = 1.4 starts to control the fit (astronaut: no decline by step 3000, the unbounded decoder
     # falls ~2.4 dB after its peak); 0.19-0.23 s a step on two AVX2 cores, 0.08-0.09 s on AVX-512.
     "cpu": Profile("cpu", image_size=128, channels=64, depth=5, steps=3000, probe_every=10, seeds=3),
-    # GPU: the paper's scale.
+    # GPU, the default on CUDA (Colab): 256² images, the paper's 128-channel decoder, 3000 steps,
+    # so that a chapter's fits take minutes on a T4-class GPU (the runner prints a measured
+    # estimate before each fit). Not measured on a T4 yet: no GPU was available to this project's
+    # sessions when it was added; the estimate printed before each fit is the measured number.
+    "gpu": Profile("gpu", image_size=256, channels=128, depth=5, steps=3000, probe_every=10, seeds=3),
+    # The paper's scale, only when asked (DIPKIT_PROFILE=full): hours a chapter on a T4.
     "full": Profile("full", image_size=512, channels=128, depth=5, steps=10000, probe_every=1, seeds=5),
 }
 
 
+_told = set()
+
+
 def get_profile(name: Optional[str] = None) -> Profile:
-    """The run profile: ``name``, else ``$DIPKIT_PROFILE``, else ``full`` on CUDA and ``quick`` otherwise."""
-    name = name or os.environ.get("DIPKIT_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+    """The run profile: ``name``, else ``$DIPKIT_PROFILE``, else ``gpu`` on CUDA and ``quick`` otherwise.
+
+    On a GPU the default is ``gpu`` (minutes a chapter on a T4-class GPU, e.g. Colab), never the
+    paper's ``full`` scale (hours): that one runs only when asked. The first automatic choice on
+    a GPU is printed, with how to change it.
+    """
+    if not (name or os.environ.get("DIPKIT_PROFILE")) and torch.cuda.is_available():
+        name = "gpu"
+        if name not in _told:
+            _told.add(name)
+            print(f"dipkit: a CUDA GPU and no DIPKIT_PROFILE: profile {PROFILES[name].describe()}; "
+                  f"set DIPKIT_PROFILE=full for the paper's scale (hours a chapter on a T4) or "
+                  f"DIPKIT_PROFILE=quick for the CPU's", file=sys.stderr)
+    name = name or os.environ.get("DIPKIT_PROFILE") or "quick"
     if name not in PROFILES:
         raise DipkitError(f"unknown profile {name!r} (from DIPKIT_PROFILE or the argument): "
                           f"choose one of {sorted(PROFILES)}")
@@ -91,7 +118,8 @@ TASKS = ("denoise", "deblock", "inpaint", "enhance")
 
 @dataclass(frozen=True)
 class TaskPreset:
-    """How a task is fitted (PROTOCOL §6 for the paper, §7 for the original DIP).
+    """How a task is fitted (the book's protocol page, book/protocol.md, sections "Task settings
+    of the paper" and "The original DIP protocol").
 
     Attributes
     ----------
@@ -166,7 +194,8 @@ class TaskPreset:
         return replace(self, **changes)
 
 
-#: The paper's settings per task (PROTOCOL §6).
+#: The paper's settings per task (the book's protocol page, book/protocol.md, section "Task
+#: settings of the paper").
 PAPER = {
     "denoise": TaskPreset("denoise", lipschitz=1.4),
     "deblock": TaskPreset("deblock", lipschitz=1.4),
@@ -174,7 +203,8 @@ PAPER = {
     "enhance": TaskPreset("enhance", lipschitz=1.0, steps=100, backtrack=False, stop="none"),
 }
 
-#: The original Deep Image Prior protocol (PROTOCOL §7), the baseline the paper improves on.
+#: The original Deep Image Prior protocol, the baseline the paper improves on (the book's protocol
+#: page, book/protocol.md, section "The original DIP protocol").
 ORIGINAL_DIP = {
     "denoise": TaskPreset("denoise", network="hourglass", lipschitz=None, lr=1e-2, steps=3000,
                           backtrack=True, stop="none", input_noise=1 / 30, ema=0.99),

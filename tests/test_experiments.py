@@ -68,6 +68,16 @@ def test_run_is_resumable_and_additive(store, monkeypatch):
     assert len(lines) == 4 and all(json.loads(line)["experiment"] == "sweep" for line in lines)
 
 
+def test_the_log_says_each_fit_and_its_predicted_time_before_it_runs(store):
+    import io
+    log = io.StringIO()
+    ex.run(SWEEP, TINY, store=store, seeds=[0], limit=1, log=log)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith('  fitting {"image":"astronaut"')
+    assert "about " in lines[0] and "30 steps, measured on cpu" in lines[0]
+    assert lines[1].startswith("[sweep quick] 1/1 ")                # then the record's line
+
+
 def test_limit_runs_a_sweep_in_pieces(store):
     assert len(ex.run(SWEEP, TINY, store=store, limit=1, log=None)) == 1
     assert len(ex.run(SWEEP, TINY, store=store, limit=2, log=None)) == 3

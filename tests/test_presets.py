@@ -16,7 +16,24 @@ def test_profile_from_environment(monkeypatch):
     with pytest.raises(DipkitError, match="unknown profile"):
         get_profile()
     monkeypatch.delenv("DIPKIT_PROFILE")
-    assert get_profile().name in ("quick", "full")
+    assert get_profile().name in ("quick", "gpu")
+
+
+def test_a_gpu_gets_the_colab_safe_profile_and_is_told(monkeypatch, capsys):
+    import dipkit.presets as presets
+    monkeypatch.delenv("DIPKIT_PROFILE", raising=False)
+    monkeypatch.setattr(presets.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(presets, "_told", set())
+    first, again = get_profile(), get_profile()
+    assert first.name == again.name == "gpu" and first.image_size < 512 and first.steps < 10000
+    err = capsys.readouterr().err
+    assert err.count("profile gpu (256² images, 128 channels, 3000 steps)") == 1   # told once
+    assert "DIPKIT_PROFILE=full" in err
+    monkeypatch.setenv("DIPKIT_PROFILE", "full")                                   # only when asked
+    assert get_profile().name == "full" and capsys.readouterr().err == ""
+    monkeypatch.setattr(presets.torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DIPKIT_PROFILE")
+    assert get_profile().name == "quick"
 
 
 def test_paper_settings():

@@ -22,7 +22,7 @@ from .common import STEPS, add_device, device, listed, number, say
 __all__ = ["add_parser", "command", "EXAMPLES"]
 
 EXAMPLES = """\
-tasks (the paper's protocol, PROTOCOL sections 6-7; deblock and inpaint convert RGB to gray):
+tasks (the paper's protocol: book/protocol.md of the book; deblock and inpaint convert RGB to gray):
   denoise   Gaussian noise, sigma = 25/255 (e.g. FOLDER = set9)
   deblock   JPEG, quality 10 (e.g. classic5)
   inpaint   the folder's NAME_mask.png masks (white = known), else 50 % Bernoulli (bernoulli11)
@@ -85,7 +85,7 @@ def add_parser(commands) -> None:
     p.add_argument("--profile", choices=sorted(PROFILES),
                    help=f"quick: {q.channels} channels, probes every {q.probe_every}; full (the paper): "
                         f"{f.channels} channels, probes every {f.probe_every}. Default: $DIPKIT_PROFILE, "
-                        f"else full on CUDA, quick otherwise")
+                        f"else gpu on CUDA, quick otherwise")
     add_device(p)
     p.add_argument("--summary", metavar="FILE", help="also write the summary table (Markdown) to FILE")
     p.add_argument("--force", action="store_true", help="overwrite the CSV (and --summary) when they exist")

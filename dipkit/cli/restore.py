@@ -36,7 +36,7 @@ __all__ = ["add_parser", "command", "EXAMPLES"]
 COLOUR_TOLERANCE = 2 / 255
 
 EXAMPLES = f"""\
-tasks (the paper's settings, PROTOCOL section 6):
+tasks (the paper's settings: book/protocol.md of the book, "Task settings of the paper"):
   denoise   INPUT is noisy: fit f to INPUT, stop by the paper's rule
   deblock   INPUT is JPEG-compressed: fit f to INPUT, stop by the paper's rule
   inpaint   INPUT has missing pixels (--mask or --mask-color): fit f on the known pixels
@@ -128,7 +128,7 @@ def _add_fit_options(g) -> None:
     g.add_argument("--profile", choices=sorted(PROFILES),
                    help=f"quick: {q.channels} channels, {q.steps} steps, probes every {q.probe_every}; "
                         f"full (the paper): {f.channels} channels, {f.steps} steps, probes every "
-                        f"{f.probe_every}. Default: $DIPKIT_PROFILE, else full on CUDA, quick otherwise")
+                        f"{f.probe_every}. Default: $DIPKIT_PROFILE, else gpu on CUDA, quick otherwise")
 
 
 def _check_options(args) -> None:

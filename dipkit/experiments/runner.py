@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 
 from ..blockiness import grid_ratio
+from ..cost import estimate
 from ..degradations import Inpainting
 from ..errors import DipkitError
 from ..metrics import psnr
@@ -69,7 +70,8 @@ def recompute_requested() -> bool:
 
 
 def fit_record(settings: dict, profile: Union[str, Profile], measures: Sequence[str] = (),
-               device=None, *, keep_images: int = 0, experiment: Optional[str] = None) -> dict:
+               device=None, *, keep_images: int = 0, experiment: Optional[str] = None,
+               log=None) -> dict:
     """Fit one setting and return its record: the one fit both the loop and a Dask task run.
 
     Parameters
@@ -86,6 +88,8 @@ def fit_record(settings: dict, profile: Union[str, Profile], measures: Sequence[
         Store the output images when the setting's seed is below this.
     experiment : str, optional
         The name of the experiment, copied into the record.
+    log : file, optional
+        Where to print, before the fit, its predicted wall time (:func:`dipkit.cost.estimate`).
 
     Returns
     -------
@@ -96,6 +100,8 @@ def fit_record(settings: dict, profile: Union[str, Profile], measures: Sequence[
     prof = _profile(profile)
     start = time.perf_counter()
     prepared = prepare(settings, prof)
+    if log is not None:
+        _announce(settings, prepared, prof, device, log)
     names = [*settings.get("measures", ()), *measures]
     run_, _ = fit_setting(settings, prof, device=device, prepared=prepared)
     record = make_record(run_, prepared.clean, keep_images=settings["seed"] < keep_images,
@@ -103,6 +109,15 @@ def fit_record(settings: dict, profile: Union[str, Profile], measures: Sequence[
     record.update(experiment=experiment, profile=prof.name, settings=settings,
                   provenance={**provenance(device), "wall_seconds": round(time.perf_counter() - start, 3)})
     return record
+
+
+def _announce(settings: dict, prepared: Prepared, prof: Profile, device, log) -> None:
+    """Print the fit's settings and its predicted wall time, measured on the device."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    h, w = prepared.observation.shape[-2:]
+    guess = estimate(prepared.model, h, w, steps=prepared.kwargs["steps"], probe_every=prof.probe_every,
+                     device=device)
+    print(f"  fitting {setting_key(settings)}: {guess.describe()}", file=log, flush=True)
 
 
 def _todo(exp: Experiment, prof: Profile, store: Store, seeds, recompute: bool, limit, measures) -> list:
@@ -168,7 +183,7 @@ def run(experiment: Union[str, Experiment], profile: Union[None, str, Profile] =
     options = dict(profile=prof, measures=tuple(measures), device=device, keep_images=exp.keep_images,
                    experiment=exp.name)
     if workers is None and scheduler is None:
-        records = (fit_record(s, **options) for s in todo)
+        records = (fit_record(s, **options, log=log) for s in todo)
     else:
         records = cluster.fit_all(fit_record, todo, workers=workers, scheduler=scheduler, **options)
     with closing(records):
