@@ -49,7 +49,7 @@ def add_parser(commands) -> None:
     r.add_argument("--limit", type=int, default=None, help="fit at most this many settings, then stop")
     r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
     r.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
-    r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS or book/results)")
+    r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS, else the package's dipkit/results)")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="fit on a local Dask cluster of N processes, started for the run")

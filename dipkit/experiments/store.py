@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<profile>/<experiment>.jsonl``, one record a line, appended (and flushed) as
 soon as a fit ends, so that an interrupted run keeps what it did. ``root`` is
-``$DIPKIT_RESULTS`` when set, else ``book/results`` of the repository dipkit was installed from.
+``$DIPKIT_RESULTS`` when set, else ``dipkit/results``: the book's stored results travel with the
+package (its package data), so a chapter opened in Colab reads them from the install.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def default_root() -> Path:
-    """``$DIPKIT_RESULTS``, else ``book/results`` beside the dipkit package's repository."""
+    """``$DIPKIT_RESULTS``, else the package's own ``dipkit/results`` (installed with it)."""
     env = os.environ.get("DIPKIT_RESULTS")
-    return Path(env) if env else _REPO / "book" / "results"
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "results"
 
 
 def _commit() -> Optional[str]:
