@@ -37,10 +37,10 @@
 # committed.) The device call:
 #   run(command="bash benchmarks/device.sh", carry=[".data", ".whl"], timeout_s=600)
 # The script installs the wheels into a temporary folder on PYTHONPATH when pooch is missing.
-# Afterwards: store/full/lipschitz.jsonl's lines belong in book/results/full/lipschitz.jsonl
+# Afterwards: store/full/lipschitz.jsonl's lines belong in dipkit/results/full/lipschitz.jsonl
 # (the store appends; the last record of a setting wins).
 #
-# DRY_RUN=1: the same steps on the CPU at toy sizes, into a temporary folder (never book/results):
+# DRY_RUN=1: the same steps on the CPU at toy sizes, into a temporary folder (never dipkit/results):
 # 2 images per set resized to a shorter side of 64, 20 steps, the quick profile; 2 pieces of the
 # lambda sweep with its budget cut to 20 steps (a quick-profile fit is 2000 steps: minutes on one
 # loaded core); `benchmarks.run --quick --budget 4`. Images from $DIPKIT_DATA, by default

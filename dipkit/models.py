@@ -149,7 +149,8 @@ def _kaiming_init(module: nn.Module) -> None:
 
 
 def _conv_block(c_in: int, c_out: int, lipschitz: Optional[float], act: nn.Module) -> list[nn.Module]:
-    """Reflection pad 1 → Lipschitz conv 3×3 → mean-only norm → activation (paper §1)."""
+    """Reflection pad 1 → Lipschitz conv 3×3 → mean-only norm → activation (the book's protocol
+    page, book/protocol.md, section "The paper's network: a decoder only")."""
     return [nn.ReflectionPad2d(1), LipschitzConv2d(c_in, c_out, 3, lipschitz=lipschitz),
             MeanOnlyNorm(c_out), act]
 
@@ -193,7 +194,8 @@ def _head(channels: int, out_channels: int) -> list[nn.Module]:
 def decoder(out_channels: int = 3, channels: int = 128, depth: int = 5, upsample: str = "bilinear",
             lipschitz: Optional[float] = None, *, sigma: Union[None, float, Sequence[float]] = None,
             input_code: str = "fourier", in_channels: int = 32, seed: Optional[int] = 0) -> DIPNetwork:
-    """The paper's decoder-only network (PROTOCOL §1).
+    """The paper's decoder-only network (the book's protocol page, book/protocol.md, section
+    "The paper's network: a decoder only").
 
     A block at H/2^depth (two conv blocks, in_channels → channels → channels), then ``depth``
     up-blocks (upsample ×2 → two conv blocks), then a 1×1 conv head and a sigmoid. Each conv block
@@ -245,7 +247,8 @@ def decoder(out_channels: int = 3, channels: int = 128, depth: int = 5, upsample
 def convnet(out_channels: int = 3, channels: int = 128, depth: int = 5,
             lipschitz: Optional[float] = None, *, input_code: str = "fourier", in_channels: int = 32,
             seed: Optional[int] = 0) -> DIPNetwork:
-    """The decoder's conv blocks at full resolution, with no up- or downsampling (PROTOCOL §8).
+    """The decoder's conv blocks at full resolution, with no up- or downsampling (the book's
+    protocol page, book/protocol.md, section "The networks of the architecture study").
 
     Same layers and parameter count as :func:`decoder` with bilinear upsampling, but the code
     is at the image's full size and no layer changes the resolution.
@@ -276,7 +279,8 @@ class _Concat(nn.Module):
 def hourglass(out_channels: int = 3, channels: int = 128, depth: int = 5, upsample: str = "bilinear",
               *, skip_channels: int = 4, in_channels: int = 32, input_code: str = "noise",
               seed: Optional[int] = 0) -> DIPNetwork:
-    """The original Deep Image Prior "skip" hourglass (PROTOCOL §7).
+    """The original Deep Image Prior "skip" hourglass (the book's protocol page,
+    book/protocol.md, section "The original DIP protocol").
 
     ``depth`` scales; at each: a skip branch (conv 1×1 → ``skip_channels``, BN, act) beside a
     deeper branch (conv 3×3 stride 2 → BN → act → conv 3×3 → BN → act → the next scale →

@@ -3,7 +3,9 @@ image grids with the PSNR under each image, spectrum-ratio maps.
 
 Every function draws on a Matplotlib ``Axes`` (made when not given) and returns it, so figures
 compose: ``fig, axes = plt.subplots(1, 2); psnr_curve(run, ax=axes[0]); band_curves(run, ax=axes[1])``.
-Colours come from perceptually ordered maps (viridis, cividis) that survive gray printing.
+Ordered quantities (bands, layers) take perceptually ordered maps (viridis) that survive gray
+printing; categories (methods, conditions) take a colour-blind-safe qualitative palette with a
+line style each (:func:`categorical`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,35 @@ from .spectral import spectrum_ratio
 
 __all__ = ["psnr_curve", "band_curves", "ratio_curve", "image_grid", "spectrum_ratio_maps",
            "mark_steps", "band_colors", "spectral_norm_curves",
-           "mark_detections", "log_spectra"]
+           "mark_detections", "log_spectra", "categorical", "OKABE_ITO", "LINE_STYLES", "MIN_ZOOM"]
 
 
 def _axes(ax):
     return ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
+
+
+#: Okabe & Ito's colour-blind-safe qualitative palette (black first), for lines that are
+#: categories (methods, conditions), not an ordered quantity.
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#F0E442")
+#: Line styles that stay distinct in grayscale, cycled with the palette.
+LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)))
+#: The least width (pixels) of a zoomed crop in a figure: smaller ones show too little to judge.
+MIN_ZOOM = 48
+
+
+def categorical(n: int) -> list:
+    """Styles for ``n`` categorical lines: dicts with ``color`` and ``ls`` for ``ax.plot(**style)``.
+
+    Colours from :data:`OKABE_ITO` and line styles from :data:`LINE_STYLES`, both cycled, so that
+    lines differ by hue for colour readers and by dash pattern in grayscale and for colour-blind
+    readers. Use a sequential map (:func:`band_colors`) only for ordered quantities.
+
+    >>> [s["ls"] for s in categorical(3)]
+    ['-', '--', '-.']
+    """
+    if not (isinstance(n, int) and n >= 0):
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return [{"color": OKABE_ITO[i % len(OKABE_ITO)], "ls": LINE_STYLES[i % len(LINE_STYLES)]} for i in range(n)]
 
 
 def band_colors(n_bands: int = 5):
@@ -49,11 +75,11 @@ def psnr_curve(runs, ax=None, *, marks: bool = True, baseline: Optional[float] =
     """
     ax = _axes(ax)
     runs = runs if isinstance(runs, Mapping) else {"DIP": runs}
-    colors = plt.get_cmap("cividis")(np.linspace(0, 0.85, max(len(runs), 1)))
-    for color, (label, run) in zip(colors, runs.items()):
+    for style, (label, run) in zip(categorical(len(runs)), runs.items()):
         if run.history.psnr is None:
             raise ValueError(f"run {label!r} has no PSNR history: fit it with clean=")
-        ax.plot(run.history.step, run.history.psnr, color=color, lw=1.3, label=label)
+        color = style["color"]
+        ax.plot(run.history.step, run.history.psnr, **style, lw=1.3, label=label)
         if marks and len(runs) == 1:
             mark_steps(ax, run)
         elif marks and run.best_step is not None:
@@ -118,6 +144,9 @@ def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor]
     """
     if ssim and clean is None:
         raise ValueError("ssim=True needs the clean image: pass clean=")
+    if zoom is not None and min(zoom[2], zoom[3]) < MIN_ZOOM:
+        raise ValueError(f"a zoom of {zoom[3]}×{zoom[2]} pixels shows too little to judge; use at least "
+                         f"{MIN_ZOOM}×{MIN_ZOOM} (zoom = (top, left, height, width))")
     n = len(images)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))

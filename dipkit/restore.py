@@ -12,7 +12,7 @@ task     degradation (operator A)            finish (x: the observation, f: the 
 denoise  ``GaussianNoise(sigma)`` (A = I)    f
 deblock  ``JPEG(quality)`` (A = I)           f
 inpaint  ``Inpainting(mask)`` (A f = f ⊙ m)  f
-enhance  ``Identity()``                      ``clip(x + clip(x − f, 0, 1), 0, 1)`` (PROTOCOL §6)
+enhance  ``Identity()``                      ``clip(x + clip(x − f, 0, 1), 0, 1)`` (:func:`enhance_detail`)
 =======  ==================================  ===================================================
 
 :func:`prepare` does everything before the fit and returns a :class:`Restoration`, whose
@@ -64,9 +64,10 @@ def preset_for(task: str, method: str = "paper") -> TaskPreset:
     ----------
     task : {'denoise', 'deblock', 'inpaint', 'enhance'}
     method : {'paper', 'dip'}
-        ``'paper'``: :data:`dipkit.presets.PAPER` (PROTOCOL §6). ``'dip'``: the original DIP,
-        :data:`dipkit.presets.ORIGINAL_DIP` (PROTOCOL §7); the tasks it has no protocol for
-        (deblock, enhance) use its denoising protocol.
+        ``'paper'``: :data:`dipkit.presets.PAPER`. ``'dip'``: the original DIP,
+        :data:`dipkit.presets.ORIGINAL_DIP`; the tasks it has no protocol for (deblock, enhance)
+        use its denoising protocol. Both are described on the book's protocol page
+        (book/protocol.md, sections "Task settings of the paper" and "The original DIP protocol").
 
     Returns
     -------
@@ -81,7 +82,9 @@ def preset_for(task: str, method: str = "paper") -> TaskPreset:
 
 
 def enhance_detail(image: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """The paper's detail enhancement (PROTOCOL §6): ``clip(x + clip(x − f, 0, 1), 0, 1)``.
+    """The paper's detail enhancement: ``clip(x + clip(x − f, 0, 1), 0, 1)``.
+
+    See the book's protocol page (book/protocol.md, section "Detail enhancement").
 
     Parameters
     ----------

@@ -1,9 +1,10 @@
 """The paper's stopping probes: blurriness, sharpness and their ratio, batched in torch.
 
 Both act on the gray image (RGB -> 0.2989 R + 0.5870 G + 0.1140 B, clipped; one channel as is;
-other channel counts use channel 0) and reproduce the paper's code with its quirks (PROTOCOL.md
-section 5). Images are tensors (N, C, H, W) or (C, H, W) on any device, float32 or float64; the
-results stay on that device.
+other channel counts use channel 0) and reproduce the paper's code with its quirks (the book's
+protocol page, book/protocol.md, section "Blurriness, sharpness and the stopping rule"). Images
+are tensors (N, C, H, W) or (C, H, W) on any device, float32 or float64; the results stay on that
+device.
 
 References
 ----------

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import dipkit  # noqa: E402
 from dipkit import plots  # noqa: E402
@@ -107,3 +108,18 @@ def test_log_spectra_show_a_block_grid_at_multiples_of_one_eighth():
     assert row[32 + 8] > row[32 + 4] + 3 and row[32 + 8] > row[32 + 12] + 3  # a peak at 1/8
     assert a[32 + 8, 32] < row[32 + 8] - 3  # none along the vertical axis: the ramps are horizontal
     plt.close(fig)
+
+
+def test_categorical_lines_differ_in_colour_and_in_dash_pattern():
+    styles = plots.categorical(7)
+    assert len({s["color"] for s in styles}) == 7 and len({str(s["ls"]) for s in styles}) == 7
+    assert plots.categorical(9)[8] == plots.categorical(1)[0] | {"color": plots.OKABE_ITO[0]}
+    with pytest.raises(ValueError, match="non-negative integer"):
+        plots.categorical(-1)
+
+
+def test_a_zoom_narrower_than_48_pixels_is_refused():
+    image = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="at least 48×48"):
+        plots.image_grid({"a": image}, zoom=(0, 0, 24, 24))
+    plt.close(plots.image_grid({"a": image}, zoom=(0, 0, 48, 48)))

@@ -63,7 +63,7 @@ def load_folder(path: PathLike, mode: Optional[str] = None) -> list:
     ----------
     path : str or Path
         A folder of PNG/JPEG/TIFF/BMP files (other files and sub-folders are ignored), e.g.
-        ``../shared/data/bernoulli11``.
+        ``dipkit.datasets.path("bernoulli11")`` (the paper's inpainting set, fetched by name).
     mode : {None, 'gray', 'rgb'}
         Colour conversion of the images, as in :func:`load` (masks are always one channel).
 
@@ -88,7 +88,8 @@ def load_folder(path: PathLike, mode: Optional[str] = None) -> list:
 
     Examples
     --------
-    >>> items = load_folder("../shared/data/bernoulli11")   # doctest: +SKIP
+    >>> from dipkit import datasets
+    >>> items = load_folder(datasets.path("bernoulli11"))   # doctest: +SKIP
     >>> items[0].name, items[0].mask.shape                   # doctest: +SKIP
     ('Cameraman256', torch.Size([1, 1, 256, 256]))
     """
