@@ -30,7 +30,7 @@ def test_curves_are_labelled_and_marked(tiny_run):
 
 def test_image_grid_titles_carry_psnr(tiny_run):
     run, clean, noisy = tiny_run
-    fig = plots.image_grid({"noisy": noisy, "DIP": run.final}, clean=clean, zoom=(0, 0, 32, 32))
+    fig = plots.image_grid({"noisy": noisy, "DIP": run.final}, clean=clean, zoom=(0, 0, 48, 48))
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("noisy\n") and titles[0].endswith("dB")
     plt.close(fig)
