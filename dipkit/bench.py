@@ -52,7 +52,7 @@ from .restore import METHODS, prepare, preset_for, task_options
 from .stopping import ESWMV, scaled_eswmv
 
 __all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
-           "append_csv", "observations", "prepare_image", "degradation_for", "centre_crop", "downsample",
+           "append_csv", "observations", "prepare_image", "by_fit", "detection_gaps", "degradation_for", "centre_crop", "downsample",
            "default_eswmv_patience"]
 
 BENCH_TASKS = ("denoise", "deblock", "inpaint")
@@ -319,6 +319,38 @@ def summarize(rows: Sequence[dict]) -> dict:
     return out
 
 
+def by_fit(rows: Sequence[dict]) -> dict:
+    """The rows of one task grouped by fit: ``{(image, seed): {method: row}}``, in row order."""
+    out = {}
+    for r in rows:
+        out.setdefault((r["image"], r["seed"]), {})[r["method"]] = r
+    return out
+
+
+def detection_gaps(rows: Sequence[dict]) -> dict:
+    """The detection gap (oracle PSNR − returned PSNR, dB) of each rule over the rows of one task.
+
+    Returns
+    -------
+    dict: label → ndarray, one value per fit where the rule fired (ES-WMV may not fire): the
+    paper's rule on the controlled DIP (``'paper'`` rows), the same on the fits where ES-WMV
+    fired too, ES-WMV on the controlled and on the plain DIP (``'dip'`` rows), and the plain DIP
+    returned at the end of its budget (no rule).
+    """
+    fits = list(by_fit(rows).values())
+    paper = [f["paper"] for f in fits if "paper" in f]
+    plain = [f["dip"] for f in fits if "dip" in f]
+    both = [r for r in paper if r["eswmv_psnr"] is not None]
+    gap = lambda rs, field: np.array([r["oracle_psnr"] - r[field] for r in rs], dtype=float)  # noqa: E731
+    return {
+        "paper's rule, controlled DIP": gap(paper, "psnr"),
+        "paper's rule, same fits as ES-WMV": gap(both, "psnr"),
+        "ES-WMV, controlled DIP": gap(both, "eswmv_psnr"),
+        "ES-WMV, plain DIP": gap([r for r in plain if r["eswmv_psnr"] is not None], "eswmv_psnr"),
+        "no rule, plain DIP (end)": gap(plain, "final_psnr"),
+    }
+
+
 def _stats(values) -> tuple:
     if not values:
         return (math.nan, math.nan, 0)
@@ -334,6 +366,8 @@ def format_summary(summary: dict, fields: Sequence[str] = ("psnr", "oracle_psnr"
         cells = []
         for f in fields:
             mean, std, n = stats[f]
-            cells.append("–" if n == 0 else f"{mean:.2f} ± {std:.2f}" if abs(mean) < 100 else f"{mean:.0f} ± {std:.0f}")
+            digits = 2 if abs(mean) < 100 else 0
+            cells.append("–" if n == 0 else f"{mean:.{digits}f} (n = 1)" if n == 1
+                         else f"{mean:.{digits}f} ± {std:.{digits}f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

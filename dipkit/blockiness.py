@@ -25,9 +25,20 @@ import torch
 from .errors import ShapeError
 from .images import rgb_to_gray
 
-__all__ = ["jump_profile", "jump_spectrum", "grid_ratio", "grid_bins"]
+__all__ = ["jump_image", "jump_profile", "jump_spectrum", "grid_ratio", "grid_bins"]
 
 BLOCK = 8  # JPEG's block side, pixels
+
+
+def jump_image(image: torch.Tensor) -> torch.Tensor:
+    """The jumps ``|I(r, c+1) − I(r, c)|`` of the gray image, periodic (the last column jumps to
+    the first), same shape as a gray image: (N, 1, H, W) for an (N, C, H, W) input in [0, 1].
+
+    Its spectrum shows JPEG's block grid as lines at multiples of 1/8 cycles/pixel along the
+    columns (chapter 7's figure); :func:`jump_profile` is its mean over the rows, non-periodic.
+    """
+    gray = rgb_to_gray(image)
+    return (gray.roll(-1, dims=-1) - gray).abs()
 
 
 def _gray(image: torch.Tensor) -> torch.Tensor:

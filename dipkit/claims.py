@@ -17,9 +17,31 @@ Examples
 
 from __future__ import annotations
 
-from typing import Union
+import math
+from typing import Iterable, Union
 
-__all__ = ["ClaimTable"]
+import numpy as np
+
+__all__ = ["ClaimTable", "mean_std"]
+
+
+def mean_std(values: Iterable[float], digits: int = 2, unit: str = "") -> str:
+    """``'mean ± std'`` of some numbers (std with ddof 1), for the tables and claims of a chapter.
+
+    One number reads ``'x (n = 1)'``, never ``'x ± 0.00'``: a single value has no spread to show.
+    NaN and None are left out; no number at all reads ``'n/a'``.
+
+    >>> mean_std([1.0, 2.0, 3.0], unit=" dB"), mean_std([26.5], unit=" dB"), mean_std([])
+    ('2.00 ± 1.00 dB', '26.50 dB (n = 1)', 'n/a')
+    """
+    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))],
+                   dtype=float)
+    v = v[np.isfinite(v)] if v.size else v
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}{unit} (n = 1)"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}"
 
 
 def _cell(text) -> str:

@@ -24,7 +24,7 @@ from .spectral import spectrum_ratio
 
 __all__ = ["psnr_curve", "band_curves", "ratio_curve", "image_grid", "spectrum_ratio_maps",
            "mark_steps", "band_colors", "spectral_norm_curves",
-           "mark_detections", "log_spectra", "categorical", "OKABE_ITO", "LINE_STYLES", "MIN_ZOOM"]
+           "mark_detections", "log_spectra", "categorical", "crop_box", "OKABE_ITO", "LINE_STYLES", "MIN_ZOOM"]
 
 
 def _axes(ax):
@@ -53,6 +53,24 @@ def categorical(n: int) -> list:
     if not (isinstance(n, int) and n >= 0):
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     return [{"color": OKABE_ITO[i % len(OKABE_ITO)], "ls": LINE_STYLES[i % len(LINE_STYLES)]} for i in range(n)]
+
+
+def crop_box(height: int, width: int, top: float, left: float, side: float) -> tuple:
+    """A square crop ``(top, left, size, size)`` in pixels for :func:`image_grid`'s ``zoom``/``box``.
+
+    ``top``, ``left`` and ``side`` are fractions of the image's height and width (so one crop
+    fits every profile's size); the side is at least :data:`MIN_ZOOM` pixels and the crop is
+    moved inside the image where it would stick out.
+
+    >>> crop_box(64, 64, 0.11, 0.27, 0.375)     # 24 pixels would be too small: 48
+    (7, 16, 48, 48)
+    >>> crop_box(512, 512, 0.11, 0.27, 0.375)
+    (56, 138, 192, 192)
+    """
+    size = min(max(MIN_ZOOM, int(round(side * min(height, width)))), height, width)
+    t = min(max(0, int(round(top * height))), height - size)
+    l = min(max(0, int(round(left * width))), width - size)
+    return t, l, size, size
 
 
 def band_colors(n_bands: int = 5):

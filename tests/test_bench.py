@@ -160,3 +160,27 @@ def test_observations_are_the_fitted_observations():
     assert rows[1]["psnr"] == pytest.approx(float(dipkit.metrics.psnr(y, clean)[0]))
     gray = bench.observations("deblock", [item], seeds=(0,), profile=TINY, size=64)
     assert (gray[0]["height"], gray[0]["width"]) == (64, 64) and 15 < gray[0]["psnr"] < 40
+
+
+def _row(image, method, seed=0, psnr=25.0, oracle=26.0, final=24.0, eswmv=None):
+    return dict(task="denoise", image=image, method=method, seed=seed, psnr=psnr, oracle_psnr=oracle,
+                final_psnr=final, eswmv_psnr=eswmv)
+
+
+def test_rows_pair_up_by_fit_and_give_each_rule_its_gaps():
+    rows = [_row("a", "paper", eswmv=25.5), _row("a", "dip", oracle=27.0, final=23.0),
+            _row("b", "paper", psnr=24.0, oracle=26.5), _row("b", "dip", eswmv=26.0, oracle=27.0, final=22.0)]
+    pairs = bench.by_fit(rows)
+    assert list(pairs) == [("a", 0), ("b", 0)] and set(pairs["b", 0]) == {"paper", "dip"}
+    gaps = bench.detection_gaps(rows)
+    assert gaps["paper's rule, controlled DIP"].tolist() == [1.0, 2.5]
+    assert gaps["paper's rule, same fits as ES-WMV"].tolist() == [1.0]      # only where ES-WMV fired
+    assert gaps["ES-WMV, controlled DIP"].tolist() == [0.5]
+    assert gaps["ES-WMV, plain DIP"].tolist() == [1.0]
+    assert gaps["no rule, plain DIP (end)"].tolist() == [4.0, 5.0]
+
+
+def test_one_value_reads_n_equals_1_not_plus_minus_zero():
+    rows = [dict(_row("a", "paper"), ssim=0.8, stop_step=100, oracle_step=90, eswmv_step=None, seconds=1.0)]
+    table = bench.format_summary(bench.summarize(rows))
+    assert "(n = 1)" in table and "± 0.00" not in table

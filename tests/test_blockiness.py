@@ -33,3 +33,14 @@ def test_bad_shapes_say_what_to_pass():
         grid_ratio(torch.rand(2, 1, 64, 64))
     with pytest.raises(ShapeError, match="at least 16 pixels wide"):
         grid_ratio(torch.rand(1, 1, 64, 8))
+
+
+def test_the_jump_image_is_periodic_and_gray():
+    from dipkit.blockiness import jump_image
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., :, 4:] = 1.0                                   # one step up at column 4, down at the wrap
+    j = jump_image(x)
+    assert j.shape == (1, 1, 8, 8)
+    step = float(dipkit.images.rgb_to_gray(torch.ones(1, 3, 1, 1)))      # the gray of white
+    assert torch.allclose(j[0, 0, :, 3], torch.full((8,), step)) and torch.allclose(j[0, 0, :, 7], torch.full((8,), step))
+    assert j.sum() == pytest.approx(16 * step, abs=1e-5)

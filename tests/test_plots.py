@@ -123,3 +123,9 @@ def test_a_zoom_narrower_than_48_pixels_is_refused():
     with pytest.raises(ValueError, match="at least 48×48"):
         plots.image_grid({"a": image}, zoom=(0, 0, 24, 24))
     plt.close(plots.image_grid({"a": image}, zoom=(0, 0, 48, 48)))
+
+
+def test_a_crop_box_is_at_least_48_pixels_and_inside_the_image():
+    assert plots.crop_box(64, 64, 0.11, 0.27, 0.375) == (7, 16, 48, 48)
+    assert plots.crop_box(128, 192, 0.9, 0.9, 0.5) == (64, 128, 64, 64)   # moved inside
+    assert plots.crop_box(40, 40, 0.0, 0.0, 0.5) == (0, 0, 40, 40)        # never beyond the image
