@@ -41,7 +41,7 @@ from typing import Optional, Union
 import torch
 
 from .baselines import estimate_noise
-from .degradations import JPEG, Degradation, GaussianNoise, Identity, Inpainting
+from .degradations import JPEG, Degradation, GaussianNoise, HeldOut, Identity, Inpainting
 from .errors import DipkitError, ShapeError
 from .fit import Run, as_observation, fit
 from .images import Padding, pad_to_multiple
@@ -214,6 +214,10 @@ _PARAMETERS = """
         The clean image, for the PSNR history and the oracle-best output (never fitted).
     model : DIPNetwork, optional
         A network to fit instead of the preset's (its own weights; the preset gives the fit).
+    heldout : float, optional
+        Hold this share of the known pixels out of the loss (e.g. 0.05; chosen with ``seed``), so
+        that the ``'heldout'`` rule (:class:`dipkit.stopping.HeldOutRule`) can stop at the
+        minimum of their error (:class:`dipkit.degradations.HeldOut`). Default: none held out.
     **fit_options
         Further keyword arguments of :func:`dipkit.fit` (lr, probe_every, snapshot_every, ...).
 """
@@ -233,7 +237,7 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
             quality: Optional[int] = None, method: str = "paper", preset: Optional[TaskPreset] = None,
             profile: Union[None, str, Profile] = None, steps: Optional[int] = None, stop=None,
             seed: int = 0, clean: Optional[torch.Tensor] = None, model: Optional[DIPNetwork] = None,
-            **fit_options) -> Restoration:
+            heldout: Optional[float] = None, **fit_options) -> Restoration:
     preset = preset or preset_for(task, method)
     _check_options(task, dict(mask=mask, sigma=sigma, quality=quality), fit_options)
     y = as_observation(observation)
@@ -241,15 +245,18 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
     model = model if model is not None else preset.model(y.shape[1], profile, seed=seed)
     _check_size(y, model)
     degradation, known = _degradation(task, y, mask, sigma, quality)
+    degradation = _padded(degradation, model.multiple)
+    if heldout is not None:
+        degradation = HeldOut(degradation, heldout, seed=seed)
     padded, padding = pad_to_multiple(y, model.multiple)
     overrides = {k: v for k, v in (("steps", steps), ("stop", stop)) if v is not None}
     record = dict(task=task, method=method, preset=asdict(preset), profile=profile.name,
                   height=y.shape[-2], width=y.shape[-1],
                   padding=dict(top=padding.top, bottom=padding.bottom, left=padding.left,
-                               right=padding.right), **known,
+                               right=padding.right), heldout=heldout, **known,
                   finish="clip(x + clip(x - f, 0, 1), 0, 1)" if task == "enhance" else None)
     return Restoration(task=task, model=model, observation=padded,
-                       degradation=_padded(degradation, model.multiple),
+                       degradation=degradation,
                        clean=_padded_clean(clean, y, model.multiple), padding=padding, image=y,
                        seed=seed, fit=preset.fit_kwargs(profile, **overrides, **fit_options),
                        record=record)

@@ -192,6 +192,20 @@ def test_a_benchmark_set_image_is_prepared_as_the_benchmark_prepares_it(shared_d
         ex.prepare({"set": "set9", "image": "lena", "task": "denoise", "seed": 0}, TINY)
 
 
+def test_a_held_out_setting_fits_without_those_pixels_and_is_watched_at_their_minimum(store):
+    from dipkit.degradations import HeldOut
+    settings = {"image": "astronaut", "task": "denoise", "sigma": 25, "heldout": 0.05, "seed": 0,
+                "monitor": ["heldout", "discrepancy"]}
+    p = ex.prepare(settings, TINY)
+    assert isinstance(p.degradation, HeldOut) and p.degradation.fraction == 0.05
+    assert p.kwargs["monitor"]["heldout"].patience == ex.monitor_rules(["eswmv"], 30, 10)["eswmv"].patience
+    exp = ex.Experiment("held", base={k: v for k, v in settings.items() if k != "seed"}, seeds=1)
+    rec = ex.run(exp, TINY, store=store, log=None)[0]
+    assert set(rec.detections) == {"heldout", "discrepancy"}
+    with pytest.raises(DipkitError, match="needs a known noise level"):
+        ex.prepare({**settings, "task": "inpaint", "monitor": ["discrepancy"]}, TINY)
+
+
 def test_the_benchmark_experiments_name_every_image_of_their_set(shared_data, monkeypatch):
     from dipkit import datasets
     monkeypatch.setenv("DIPKIT_DATA", str(shared_data))

@@ -76,6 +76,17 @@ def test_inpainting_pads_the_mask_and_fits(clean):
     assert run.config["restore"]["known_fraction"] == pytest.approx(float(mask.float().mean()))
 
 
+def test_held_out_pixels_come_from_the_padded_mask_and_are_recorded(clean):
+    from dipkit.degradations import HeldOut
+    mask = bernoulli_mask(H, W, 0.5, seed=1)
+    r = prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, heldout=0.1, seed=3)
+    assert isinstance(r.degradation, HeldOut) and r.record["heldout"] == 0.1
+    held = r.degradation._held(r.observation)
+    known = r.degradation.base.mask
+    assert held.shape[-2:] == known.shape[-2:] and not (held & ~known).any()   # only known pixels
+    assert 0.05 < float(held.sum() / known.sum()) < 0.15                       # about the share asked
+
+
 def test_enhance_adds_the_detail_to_every_output():
     x = dipkit.images.sample("camera", size=(H, W))
     run = restore("enhance", x, profile=TINY, steps=10, snapshot_every=5, progress=False)

@@ -20,13 +20,17 @@ network        ``'decoder'``, ``'hourglass'`` or ``'convnet'`` (overrides the pr
 lipschitz      λ of the 3×3 convolutions (None: no bound); ``upsample``; ``gaussian_sigma``
 lr, backtrack, input_noise, ema, stop
                the fit's keywords (overriding the preset's)
+heldout        hold this share of the known pixels out of the loss (seeded by ``seed``), for
+               the ``'heldout'`` monitor (:func:`dipkit.restore.prepare`'s ``heldout``)
 steps          the budget in steps (default: the preset's capped at the profile's, or the
                profile's); ``steps_fraction`` scales the profile's budget instead
 probes         the probes (default ``['bands', 'ratio']``)
 monitor        names of rules that watch the fit without stopping it: ``'paper'`` (the ratio
                rule, n = 100 steps, ε = 0.01), ``'eswmv'`` (window 100 steps, patience
                1000 steps scaled by the budget over the paper's 10 000) and
-               ``'discrepancy'`` (Morozov's principle with the known σ, τ = 1; denoising only)
+               ``'discrepancy'`` (Morozov's principle with the known σ, τ = 1; denoising only),
+               ``'heldout'`` (the minimum of the held-out pixels' error, patience as ES-WMV's;
+               needs ``heldout``)
 seed           the network's weights, its input code and the observation's noise draw
 ============== ==============================================================================
 """
@@ -46,7 +50,7 @@ from ..fit import Run, fit
 from ..models import convnet, decoder, hourglass
 from ..presets import Profile, TaskPreset
 from ..restore import prepare as restore_prepare, preset_for, task_options
-from ..stopping import Discrepancy, RatioRule, scaled_eswmv
+from ..stopping import Discrepancy, HeldOutRule, RatioRule, scaled_eswmv
 
 __all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
 
@@ -126,8 +130,11 @@ def monitor_rules(names, steps: int, probe_every: int, degradation: Optional[Deg
                 raise DipkitError("the monitored rule 'discrepancy' needs a known noise level: "
                                   "a denoising setting (task 'denoise')")
             rules[name] = Discrepancy(sigma=degradation.sigma, tau=1.0)
+        elif name == "heldout":
+            rules[name] = HeldOutRule(patience=scaled_eswmv(steps, probe_every).patience)
         else:
-            raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper', 'eswmv' or 'discrepancy'")
+            raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper', 'eswmv', 'discrepancy' "
+                              f"or 'heldout'")
     return rules
 
 
@@ -176,6 +183,7 @@ def prepare(settings: dict, profile: Profile) -> Prepared:
                            steps=steps, seed=seed, clean=clean, model=_model(settings, profile, preset, c),
                            probes=tuple(settings.get("probes", ("bands", "ratio"))),
                            monitor=monitor_rules(settings.get("monitor"), steps, profile.probe_every, op),
+                           heldout=settings.get("heldout"),
                            **task_options(settings["task"], op))
     return Prepared(plan.clean, plan.observation, plan.degradation, plan.model, plan.fit)
 
