@@ -20,7 +20,7 @@ NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.c
 NBVAL_ENV := DIPKIT_PROFILE=$${DIPKIT_PROFILE:-quick}
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: test book book-check unit notebooks install clean results device
+.PHONY: test book book-check unit notebooks install chromium clean results device pin release
 
 install: $(STAMP)
 
@@ -30,10 +30,28 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -c "import dipkit, torch; print('dipkit', dipkit.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
 
+# Headless Chromium for the browser test of the book (tests/test_book_pages.py, driven by
+# Playwright, which never downloads a browser here): Debian's package, installed when
+# /usr/bin/chromium is missing and we are root with apt-get. Otherwise a note: that test then
+# skips, except under CI=true, where it fails. DIPKIT_CHROMIUM=/path/to/chromium uses another one.
+CHROMIUM_BIN ?= /usr/bin/chromium
+chromium:
+	@if [ -n "$${DIPKIT_CHROMIUM:-}" ] || [ -x $(CHROMIUM_BIN) ]; then true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test of the book (apt-get, about a minute)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	    || echo "WARNING: apt-get could not install chromium: tests/test_book_pages.py will skip (and fail under CI=true)"; \
+	else \
+	  echo "NOTE: no $(CHROMIUM_BIN), and installing Debian's chromium needs root and apt-get:"; \
+	  echo "      tests/test_book_pages.py will skip (and fail under CI=true). Install Chromium, or set DIPKIT_CHROMIUM."; \
+	fi
+
 # The whole suite: unit tests and nbval over the chapters (quick profile: no GPU in CI), in one
-# pytest run, then a book build from the outputs that nbval has just checked.
-test: $(STAMP)
-	$(NBVAL_ENV) $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) -q --durations=0 --durations-min=20
+# pytest run, then a book build from the outputs that nbval has just checked, whose every page
+# book-check opens in Chromium (tests/test_book_pages.py runs there, on that build, not here).
+test: $(STAMP) chromium
+	$(NBVAL_ENV) $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) -q --durations=0 --durations-min=20 \
+	  --ignore=tests/test_book_pages.py
 	$(MAKE) --no-print-directory book-check
 
 unit: $(STAMP)
@@ -49,12 +67,16 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 # The same build without executing: renders the committed outputs (which nbval checks), so that
-# `make test` catches broken pages, references and citations without running every chapter twice.
-book-check: $(STAMP)
+# `make test` catches broken pages, references and citations without running every chapter twice;
+# then every page of it in headless Chromium (tests/book_pages.py: images that do not load, broken
+# internal links and anchors, tracebacks or error outputs on a page, console errors), with a
+# full-page screenshot of each in _build/screenshots/ (and report.txt there) for a human look.
+book-check: $(STAMP) chromium
 	rm -rf _build
 	mkdir -p _build
 	sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' _config.yml > _build/_config_noexec.yml
 	$(BIN)/jupyter-book build . -W -n --keep-going --config _build/_config_noexec.yml
+	DIPKIT_BOOK_HTML=_build/html $(BIN)/python -m pytest tests/test_book_pages.py -q -p no:cacheprovider
 
 # Recompute the stored results of every experiment of the book at a profile (resumable: what is
 # stored is skipped; add RECOMPUTE=--recompute to fit everything again).
@@ -72,3 +94,13 @@ device:
 
 clean:
 	rm -rf _build .pytest_cache
+
+# Colab: every chapter's badge and set-up install point to the release tag v<version> of
+# pyproject.toml (book/colab.py; tests/test_chapters.py checks them). After changing the version:
+# `make pin`, commit, then `make release` tags that commit (push the tag with the branch).
+pin: $(STAMP)
+	$(BIN)/python book/colab.py
+
+release: $(STAMP)
+	$(BIN)/python -m pytest tests/test_chapters.py -q
+	git tag -a "v$$($(BIN)/python -c 'import dipkit; print(dipkit.__version__)')" -m "dipkit and the book's stored results"
