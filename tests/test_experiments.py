@@ -34,6 +34,8 @@ def test_settings_are_the_grid_times_the_seeds():
     assert all(s["a"] == 1 for s in quick)
     assert [(s["a"], s["seed"]) for s in exp.settings("full")] == [(2, 0), (2, 0), (2, 0)]
     assert ex.setting_key({"b": 1, "a": None}) == '{"a":null,"b":1}'
+    only = ex.Experiment("v", base={"a": 1}, variants=[{"x": 1}, {"x": 2}], seeds=1)
+    assert [s["x"] for s in only.settings("quick")] == [1, 2]              # no point of the base alone
     with pytest.raises(DipkitError, match="unknown profile"):
         exp.settings("huge")
 

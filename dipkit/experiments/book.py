@@ -96,5 +96,19 @@ _LIST += [
                "bernoulli11 with its masks: the paper's method and the original DIP, whole budget, rules watching"),
 ]
 
+#: The subset of each set that the held-out fits cover (the first three images of each, in the
+#: order above: a stated subset, not a choice by result).
+HELDOUT_IMAGES = {name: images[:3] for name, images in SET_IMAGES.items()}
+_TASKS = {"set9": {"task": "denoise", "sigma": 25}, "classic5": {"task": "deblock", "quality": 10},
+          "bernoulli11": {"task": "inpaint"}}
+
+_LIST.append(Experiment(
+    "heldout_stopping", chapter="11", keep_images=0, per_profile={"cpu": {"seeds": 1}},
+    description="the paper's method with 5 % of the known pixels held out of the loss, watched by the "
+                "held-out rule (and the others), on three images of each set: the held-out rule's own fits",
+    base={"method": "paper", "stop": "none", "heldout": 0.05, "monitor": ["paper", "eswmv", "heldout"]},
+    variants=[{"set": name, **_TASKS[name], "image": image}
+              for name, images in HELDOUT_IMAGES.items() for image in images]))
+
 #: The book's experiments by name.
 EXPERIMENTS = {e.name: e for e in _LIST}

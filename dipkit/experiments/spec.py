@@ -59,7 +59,8 @@ class Experiment:
         Seeds 0 .. seeds − 1 of every point (the network weights, the code and the noise draw).
     variants : list of dict
         Extra points added to the product (each a dict of axis values), for sweeps that are not
-        a full grid, e.g. the original DIP at one σ only.
+        a full grid, e.g. the original DIP at one σ only. Without ``axes`` the variants are the
+        only points.
     per_profile : dict[str, dict]
         Overrides of ``base`` (and of ``'seeds'`` and ``'axes'``) for one profile, e.g. a shorter
         study at ``full`` or a wider sweep at ``cpu``.
@@ -88,6 +89,8 @@ class Experiment:
         axes = self.per_profile.get(profile, {}).get("axes", self.axes)
         names = list(axes)
         grid = [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+        if not axes and self.variants:   # only the variants: no empty point of the base alone
+            grid = []
         return grid + [dict(v) for v in self.variants]
 
     def settings(self, profile: Union[str, Profile], seeds: Optional[Sequence[int]] = None) -> list:
