@@ -13,6 +13,7 @@ spectral      the frequency-band correspondence (FBC) metric and radial spectra
 sharpness     blurriness, sharpness and their ratio (the paper's stopping signal)
 stopping      rules (parameters in steps): the paper's ratio rule, ES-WMV, the discrepancy
               principle, held-out pixels, patience
+noiselevel    the noise level σ for the discrepancy principle: Gaussian, JPEG's error (derived)
 fit           fit (one network) and fit_many (K at once, e.g. K seeds): the engine's front door
 engine        the loop over K ≥ 1 members; callbacks the behaviour at each step and probe
 callbacks     output EMA, snapshots, backtracking, oracle best, progress, rules, checkpoints

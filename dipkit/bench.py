@@ -48,16 +48,20 @@ from .fit import fit
 from .images import NamedImage, crop_to_multiple, load_folder, rgb_to_gray
 from .metrics import psnr, ssim
 from .presets import PAPER, Profile, get_profile
-from .restore import METHODS, prepare, preset_for, task_options
+from .restore import METHODS, prepare, preset_for, stop_rule, task_options
 from .stopping import ESWMV, scaled_eswmv
 
 __all__ = ["COLUMNS", "METHODS", "run", "summarize", "format_summary", "write_csv", "read_csv",
-           "append_csv", "observations", "prepare_image", "by_fit", "detection_gaps", "degradation_for", "centre_crop", "downsample",
+           "append_csv", "WATCHABLE", "observations", "prepare_image", "by_fit", "detection_gaps", "degradation_for", "centre_crop", "downsample",
            "default_eswmv_patience"]
 
 BENCH_TASKS = ("denoise", "deblock", "inpaint")
 COLUMNS = ("task", "image", "method", "seed", "psnr", "ssim", "stop_step", "oracle_step",
            "oracle_psnr", "final_psnr", "eswmv_step", "eswmv_psnr", "steps_run", "seconds")
+#: Rules that can watch every fit besides ES-WMV (``run(..., watch=...)``), each adding the
+#: columns ``<rule>_step`` and ``<rule>_psnr``: the discrepancy principle at the observation's
+#: noise level (:func:`dipkit.restore.stop_rule`; denoising and deblocking).
+WATCHABLE = ("discrepancy",)
 
 
 def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -147,7 +151,7 @@ def _prepared_items(task: str, images, profile: Profile, size: Optional[int],
 def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: Iterable[str] = METHODS,
         seeds: Iterable[int] = (0, 1, 2), profile: Optional[Profile] = None, size: Optional[int] = None,
         resize: Optional[int] = None, steps: Optional[int] = None, eswmv_patience: Optional[int] = None,
-        device=None, progress: bool = False, on_row=None) -> list:
+        watch: Sequence[str] = (), device=None, progress: bool = False, on_row=None) -> list:
     """Run ``task`` on every image with every method and seed; return the rows (dicts).
 
     Parameters
@@ -173,18 +177,23 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
         Patience of the ES-WMV monitor in steps, a multiple of the probe interval (default
         :func:`dipkit.stopping.scaled_eswmv`: ES-WMV's 1000 scaled by the fit's budget, 200 in the
         quick profile). Its window is 100 steps.
+    watch : sequence of str
+        Rules of :data:`WATCHABLE` that watch every fit too, each adding ``<rule>_step`` and
+        ``<rule>_psnr`` to the rows (e.g. ``('discrepancy',)``; not for inpainting).
     on_row : callable, optional
         Called with each row as soon as it is measured (e.g. to append to a CSV).
 
     Returns
     -------
-    list of dict with the keys of :data:`COLUMNS`; PSNR in dB, seconds of wall time.
+    list of dict with the keys of :data:`COLUMNS` (and the watched rules'); PSNR in dB, seconds
+    of wall time.
 
     Notes
     -----
     Every argument (task, methods, image sizes) is checked before the first fit.
     """
     profile = profile or get_profile()
+    _check_watch(task, watch)
     items = _prepared_items(task, images, profile, size, resize)
     presets = {method: preset_for(task, method) for method in methods}
     patience = eswmv_patience
@@ -192,7 +201,8 @@ def run(task: str, images: Union[str, Path, Sequence[NamedImage]], *, methods: I
     for item in items:
         for method, preset in presets.items():
             for seed in seeds:
-                row = _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress)
+                row = _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress,
+                               watch)
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
@@ -225,7 +235,17 @@ def default_eswmv_patience(profile: Profile) -> int:
     return scaled_eswmv(profile.steps, profile.probe_every).patience
 
 
-def _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress) -> dict:
+def _check_watch(task: str, watch: Sequence[str]) -> None:
+    unknown = [r for r in watch if r not in WATCHABLE]
+    if unknown:
+        raise DipkitError(f"the benchmark can watch the rules {WATCHABLE} besides ES-WMV, not {unknown}")
+    if "discrepancy" in watch and task == "inpaint":
+        raise DipkitError("the discrepancy rule needs noise, and inpainting's known pixels are exact; "
+                          "drop it for inpaint (the held-out rule, which changes the fit, is `dipkit "
+                          "restore --stop heldout`)")
+
+
+def _run_one(task, item, method, preset, seed, profile, steps, patience, device, progress, watch=()) -> dict:
     """One row: the observation of ``item`` made with ``seed``, prepared by
     :func:`dipkit.restore.prepare`, fitted by this module's ``fit`` (tests spy on it) with an
     ES-WMV monitor, and brought back by :meth:`~dipkit.restore.Restoration.finish`."""
@@ -234,36 +254,49 @@ def _run_one(task, item, method, preset, seed, profile, steps, patience, device,
     plan = prepare(task, op.observe(clean, seed=seed), method=method, preset=preset, profile=profile,
                    steps=steps or None, seed=seed, clean=clean, **task_options(task, op))
     scaled = scaled_eswmv(plan.fit["steps"], plan.fit["probe_every"])   # in steps
-    rule = ESWMV(window=scaled.window, patience=patience or scaled.patience)
+    monitor = {"eswmv": ESWMV(window=scaled.window, patience=patience or scaled.patience)}
+    monitor.update({r: stop_rule(r, plan.degradation, plan.observation, plan.fit["steps"], plan.fit["probe_every"])
+                    for r in watch})
     start = time.perf_counter()
     result = plan.finish(fit(plan.model, plan.observation, **plan.fit_arguments(
-        device=device, progress=progress, monitor={"eswmv": rule})))
+        device=device, progress=progress, monitor=monitor)))
     seconds = time.perf_counter() - start
     if getattr(result, "interrupted", False):  # Ctrl-C ended the fit: no row for a partial fit
         raise KeyboardInterrupt
     out = result.stopped
     eswmv = result.detections["eswmv"]
+    watched = {}
+    for r in watch:
+        d = result.detections[r]
+        watched[f"{r}_step"] = d.step
+        watched[f"{r}_psnr"] = float(psnr(d.output, clean)[0]) if d.output is not None else None
     return dict(
         task=task, image=item.name, method=method, seed=seed,
         psnr=float(psnr(out, clean)[0]), ssim=float(ssim(out, clean)[0]),
         stop_step=result.stop_step if result.stop_step is not None else result.steps_run,
         oracle_step=result.best_step, oracle_psnr=result.best_psnr, final_psnr=result.psnr_final,
         eswmv_step=eswmv.step, eswmv_psnr=float(psnr(eswmv.output, clean)[0]) if eswmv.output is not None else None,
-        steps_run=result.steps_run, seconds=seconds)
+        steps_run=result.steps_run, seconds=seconds, **watched)
 
 
 def write_csv(rows: Sequence[dict], path) -> None:
-    """Write rows to a CSV file with the columns of :data:`COLUMNS` (empty cells for None)."""
+    """Write rows to a CSV file with the columns of :data:`COLUMNS` and of the watched rules
+    (empty cells for None)."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=_columns(rows[0] if rows else {}))
         writer.writeheader()
         for row in rows:
             writer.writerow(_csv_cells(row))
 
 
+def _columns(row: dict) -> list:
+    """:data:`COLUMNS`, then the watched rules' columns of ``row``."""
+    return [*COLUMNS, *(k for k in row if k not in COLUMNS)]
+
+
 def _csv_cells(row: dict) -> dict:
-    """One row as CSV cells: the columns of :data:`COLUMNS`, empty for None."""
-    return {k: ("" if row.get(k) is None else row[k]) for k in COLUMNS}
+    """One row as CSV cells, empty for None."""
+    return {k: ("" if row.get(k) is None else row[k]) for k in _columns(row)}
 
 
 def append_csv(row: dict, path) -> None:
@@ -272,7 +305,7 @@ def append_csv(row: dict, path) -> None:
     path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=_columns(row))
         if new:
             writer.writeheader()
         writer.writerow(_csv_cells(row))
@@ -286,7 +319,7 @@ def read_csv(path) -> list:
         if key in ("task", "image", "method"):
             return value
         number = float(value)
-        return int(number) if key in ("seed", "stop_step", "oracle_step", "eswmv_step", "steps_run") else number
+        return int(number) if key in ("seed", "steps_run") or key.endswith("_step") else number
 
     with open(path, newline="") as f:
         return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -314,6 +347,10 @@ def summarize(rows: Sequence[dict]) -> dict:
             "gap_eswmv": [r["oracle_psnr"] - r["eswmv_psnr"] for r in mine
                           if r["oracle_psnr"] is not None and r["eswmv_psnr"] is not None],
         }
+        for rule in WATCHABLE:
+            if any(f"{rule}_psnr" in r for r in mine):
+                derived[f"gap_{rule}"] = [r["oracle_psnr"] - r[f"{rule}_psnr"] for r in mine
+                                          if r["oracle_psnr"] is not None and r.get(f"{rule}_psnr") is not None]
         fields = {f: [r[f] for r in mine if r.get(f) is not None] for f in SUMMARY_FIELDS}
         out[method] = {k: _stats(v) for k, v in {**fields, **derived}.items()}
     return out
@@ -358,15 +395,22 @@ def _stats(values) -> tuple:
     return (float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0, int(arr.size))
 
 
-def format_summary(summary: dict, fields: Sequence[str] = ("psnr", "oracle_psnr", "final_psnr", "stop_step",
-                                                         "oracle_step", "gap_paper", "gap_eswmv", "seconds")) -> str:
-    """A Markdown table of :func:`summarize`'s result: one row per method, mean ± std per field."""
+SUMMARY_TABLE = ("psnr", "oracle_psnr", "final_psnr", "stop_step", "oracle_step", "gap_paper", "gap_eswmv",
+                 "seconds")
+
+
+def format_summary(summary: dict, fields: Optional[Sequence[str]] = None) -> str:
+    """A Markdown table of :func:`summarize`'s result: one row per method, mean ± std per field
+    (default :data:`SUMMARY_TABLE`, then the gaps of the watched rules; '–' where a method has none)."""
+    if fields is None:
+        extra = dict.fromkeys(f"gap_{r}" for stats in summary.values() for r in WATCHABLE if f"gap_{r}" in stats)
+        fields = [*SUMMARY_TABLE[:-1], *extra, SUMMARY_TABLE[-1]]
     lines = ["| method | " + " | ".join(fields) + " |", "|" + " --- |" * (len(fields) + 1)]
     for method, stats in summary.items():
         cells = []
         for f in fields:
-            mean, std, n = stats[f]
-            digits = 2 if abs(mean) < 100 else 0
+            mean, std, n = stats.get(f, (math.nan, math.nan, 0))
+            digits = 2 if n == 0 or abs(mean) < 100 else 0
             cells.append("–" if n == 0 else f"{mean:.{digits}f} (n = 1)" if n == 1
                          else f"{mean:.{digits}f} ± {std:.{digits}f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

@@ -46,7 +46,9 @@ from .errors import DipkitError, ShapeError
 from .fit import Run, as_observation, fit
 from .images import Padding, pad_to_multiple
 from .models import DIPNetwork
+from .noiselevel import noise_sigma
 from .presets import ORIGINAL_DIP, PAPER, TASKS, Profile, TaskPreset, get_profile
+from .stopping import Discrepancy, HeldOutRule, scaled_eswmv
 
 __all__ = ["restore", "prepare", "Restoration", "METHODS", "preset_for", "enhance_detail", "task_options"]
 
@@ -206,8 +208,12 @@ _PARAMETERS = """
         Network width, depth and probe interval (default :func:`dipkit.get_profile`).
     steps : int, optional
         Maximum number of steps (default: the preset's, capped by the profile).
-    stop : {'paper', 'eswmv', 'none'} or StoppingRule, optional
-        The stopping rule (default: the preset's; 'none' for enhance).
+    stop : {'paper', 'eswmv', 'discrepancy', 'heldout', 'none'} or StoppingRule, optional
+        The stopping rule (default: the preset's; 'none' for enhance). ``'discrepancy'`` stops
+        when the residual falls to the noise level (denoising: ``sigma``, given or estimated;
+        deblocking: the derived σ of JPEG's error, needs ``quality``); ``'heldout'`` holds 5 %
+        of the pixels out (``heldout``) and stops at the minimum of their error
+        (:func:`stop_rule`).
     seed : int
         Seed of the network's weights, its input code and its input noise.
     clean : Tensor like ``observation``, optional
@@ -246,9 +252,13 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
     _check_size(y, model)
     degradation, known = _degradation(task, y, mask, sigma, quality)
     degradation = _padded(degradation, model.multiple)
+    if stop == "heldout" and heldout is None:
+        heldout = HELDOUT_FRACTION
     if heldout is not None:
         degradation = HeldOut(degradation, heldout, seed=seed)
     padded, padding = pad_to_multiple(y, model.multiple)
+    budget = preset.fit_kwargs(profile, **({"steps": steps} if steps is not None else {}))
+    stop = stop_rule(stop, degradation, y, budget["steps"], budget["probe_every"])
     overrides = {k: v for k, v in (("steps", steps), ("stop", stop)) if v is not None}
     record = dict(task=task, method=method, preset=asdict(preset), profile=profile.name,
                   height=y.shape[-2], width=y.shape[-1],
@@ -338,6 +348,31 @@ def _check_size(y: torch.Tensor, model: DIPNetwork) -> None:
         raise ShapeError(f"the observation is {w}x{h} pixels, too small: restore needs at least "
                          f"{model.min_size}x{model.min_size} (the network starts at 1/{model.multiple} "
                          f"of the size)")
+
+
+#: The share of the known pixels the ``'heldout'`` rule holds out of the loss by default.
+HELDOUT_FRACTION = 0.05
+
+
+def stop_rule(stop, degradation: Degradation, observation: torch.Tensor, steps: int, probe_every: int):
+    """The stopping rule a name asks for, with what it needs of the task; anything else as it is.
+
+    ``'discrepancy'``: Morozov's principle with the observation's noise level
+    (:func:`dipkit.noiselevel.noise_sigma`: the given or estimated σ for denoising, the derived σ
+    of the quantisation error for JPEG; a clear error for noise-free inpainting). ``'heldout'``:
+    the minimum of the held-out pixels' error (the degradation must hold pixels out), with
+    ES-WMV's patience at this budget (:func:`dipkit.stopping.scaled_eswmv`).
+    """
+    if stop == "discrepancy":
+        base = degradation.base if isinstance(degradation, HeldOut) else degradation
+        if isinstance(base, Identity):
+            raise DipkitError("the discrepancy rule needs the noise level of the observation: for "
+                              "deblocking give the JPEG quality (quality=, --quality); for enhance it "
+                              "has no meaning (no noise): use another rule")
+        return Discrepancy(sigma=noise_sigma(degradation, observation))
+    if stop == "heldout":
+        return HeldOutRule(patience=scaled_eswmv(steps, probe_every).patience)
+    return stop
 
 
 def _degradation(task: str, y: torch.Tensor, mask, sigma, quality) -> tuple:

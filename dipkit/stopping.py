@@ -308,7 +308,7 @@ class Discrepancy(StoppingRule):
     ----------
     sigma : float
         Std of the noise of the observation, in [0, 1] intensity units (e.g. 25/255); estimate
-        it from the observation with :func:`dipkit.restore.estimate_sigma` when unknown.
+        it from the observation with :func:`dipkit.noiselevel.noise_sigma` (``estimate=True``) when unknown.
     tau : float
         The safety factor τ (Morozov: slightly above 1 for a known σ).
 

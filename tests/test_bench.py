@@ -184,3 +184,20 @@ def test_one_value_reads_n_equals_1_not_plus_minus_zero():
     rows = [dict(_row("a", "paper"), ssim=0.8, stop_step=100, oracle_step=90, eswmv_step=None, seconds=1.0)]
     table = bench.format_summary(bench.summarize(rows))
     assert "(n = 1)" in table and "± 0.00" not in table
+
+
+def test_a_watched_discrepancy_adds_its_columns_its_gap_and_survives_the_csv(tmp_path):
+    items = [NamedImage("coffee", dipkit.images.sample("coffee", size=64))]
+    rows = bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, steps=30,
+                     watch=("discrepancy",))
+    assert {"discrepancy_step", "discrepancy_psnr"} <= set(rows[0])
+    path = tmp_path / "w.csv"
+    bench.write_csv(rows, path)
+    back = bench.read_csv(path)
+    assert back[0]["discrepancy_step"] == rows[0]["discrepancy_step"]      # None or an int again
+    table = bench.format_summary(bench.summarize(back))
+    assert "gap_discrepancy" in table.splitlines()[0]
+    with pytest.raises(DipkitError, match="inpainting's known pixels are exact"):
+        bench.run("inpaint", items, methods=("paper",), seeds=(0,), profile=TINY, watch=("discrepancy",))
+    with pytest.raises(DipkitError, match="can watch the rules"):
+        bench.run("denoise", items, methods=("paper",), seeds=(0,), profile=TINY, watch=("heldout",))

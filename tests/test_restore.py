@@ -87,6 +87,24 @@ def test_held_out_pixels_come_from_the_padded_mask_and_are_recorded(clean):
     assert 0.05 < float(held.sum() / known.sum()) < 0.15                       # about the share asked
 
 
+def test_the_rules_by_name_take_what_they_need_of_the_task(clean, noisy):
+    from dipkit.degradations import JPEG, HeldOut
+    from dipkit.stopping import Discrepancy, HeldOutRule
+    r = prepare("denoise", noisy, sigma=20 / 255, profile=TINY, stop="discrepancy")
+    assert isinstance(r.fit["stop"], Discrepancy) and r.fit["stop"].sigma == pytest.approx(20 / 255)
+    gray = dipkit.images.rgb_to_gray(clean)
+    r = prepare("deblock", JPEG(10).observe(gray), quality=10, profile=TINY, stop="discrepancy")
+    assert 1 / 255 < r.fit["stop"].sigma < 30 / 255                       # a JPEG error, in [0, 1] units
+    with pytest.raises(DipkitError, match="give the JPEG quality"):
+        prepare("deblock", JPEG(10).observe(gray), profile=TINY, stop="discrepancy")
+    mask = bernoulli_mask(H, W, 0.5, seed=1)
+    with pytest.raises(DipkitError, match="has none.*HeldOutRule"):
+        prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, stop="discrepancy")
+    r = prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, stop="heldout", steps=400)
+    assert isinstance(r.degradation, HeldOut) and r.degradation.fraction == 0.05
+    assert isinstance(r.fit["stop"], HeldOutRule) and r.fit["stop"].patience == 100
+
+
 def test_enhance_adds_the_detail_to_every_output():
     x = dipkit.images.sample("camera", size=(H, W))
     run = restore("enhance", x, profile=TINY, steps=10, snapshot_every=5, progress=False)

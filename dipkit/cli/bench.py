@@ -82,6 +82,10 @@ def add_parser(commands) -> None:
                    help=f"patience of the ES-WMV monitor (window 100 steps); default ES-WMV's 1000 "
                         f"scaled by the profile's budget: {benchmark.default_eswmv_patience(q)} quick, "
                         f"{benchmark.default_eswmv_patience(f)} full")
+    p.add_argument("--watch", type=listed(str, f"a comma-separated list of {', '.join(benchmark.WATCHABLE)}",
+                                          allowed=benchmark.WATCHABLE),
+                   default=(), help="more rules that watch every fit besides ES-WMV, each adding its step and "
+                                    "PSNR columns: discrepancy (the residual at the noise level; not for inpaint)")
     p.add_argument("--profile", choices=sorted(PROFILES),
                    help=f"quick: {q.channels} channels, probes every {q.probe_every}; full (the paper): "
                         f"{f.channels} channels, probes every {f.probe_every}. Default: $DIPKIT_PROFILE, "
@@ -148,7 +152,8 @@ def command(args) -> int:
     try:
         benchmark.run(args.task, items, methods=args.methods, seeds=args.seeds, profile=profile,
                       size=args.crop, resize=args.resize, steps=args.steps,
-                      eswmv_patience=args.eswmv_patience, device=dev, on_row=_row_writer(args, out, rows, n))
+                      eswmv_patience=args.eswmv_patience, watch=args.watch, device=dev,
+                      on_row=_row_writer(args, out, rows, n))
     except KeyboardInterrupt:
         interrupted = True
         print(f"\ndipkit bench: interrupted after {len(rows)} of {n} runs; "

@@ -120,8 +120,12 @@ def _add_fit_options(g) -> None:
     g.add_argument("--steps", type=STEPS,
                    help=f"maximum number of steps (default: the profile's, {q.steps} quick, "
                         f"{f.steps} full; {PAPER['enhance'].steps} for enhance)")
-    g.add_argument("--stop", choices=("paper", "eswmv", "none"), help="stopping rule (default paper: "
-                   "the blurriness/sharpness ratio rule; none for enhance)")
+    g.add_argument("--stop", choices=("paper", "eswmv", "discrepancy", "heldout", "none"),
+                   help="stopping rule (default paper: the blurriness/sharpness ratio rule; none for "
+                        "enhance). discrepancy: stop when the residual falls to the noise level (denoise: "
+                        "--sigma or estimated; deblock: derived from --quality); heldout: hold 5%% of "
+                        "the pixels out of the loss and stop at the minimum of their error (any task). "
+                        "The book's chapter 'Which stopping rule?' compares them")
     g.add_argument("--seed", type=number(int, 0, 2 ** 31 - 1, "a seed in 0..2**31-1"), default=0,
                    help="seed of the network, its input code and --simulate (default 0)")
     add_device(g)
