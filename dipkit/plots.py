@@ -150,6 +150,17 @@ def _show(ax, image: torch.Tensor, title: str = "") -> None:
     ax.axis("off")
 
 
+def _grid_title(label: str, image: torch.Tensor, clean: Optional[torch.Tensor], ssim: bool) -> str:
+    """``label``, with the PSNR (and SSIM) against ``clean``; the clean image itself is 'the reference'."""
+    if clean is None:
+        return label
+    value = float(psnr_metric(image, clean)[0])
+    if not np.isfinite(value):
+        return f"{label}\n(the reference)"
+    title = f"{label}\n{value:.2f} dB"
+    return title + (f", SSIM {float(ssim_metric(image, clean)[0]):.3f}" if ssim else "")
+
+
 def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor] = None, *,
                ncols: Optional[int] = None, zoom: Optional[Sequence[int]] = None, size: float = 2.6,
                ssim: bool = False, box: Optional[Sequence[int]] = None):
@@ -170,11 +181,7 @@ def image_grid(images: Mapping[str, torch.Tensor], clean: Optional[torch.Tensor]
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
     for ax, (label, image) in zip(axes.flat, images.items()):
-        title = label
-        if clean is not None:
-            title += f"\n{float(psnr_metric(image, clean)[0]):.2f} dB"
-            if ssim:
-                title += f", SSIM {float(ssim_metric(image, clean)[0]):.3f}"
+        title = _grid_title(label, image, clean, ssim)
         if zoom is not None:
             t, l, h, w = zoom
             image = image[..., t:t + h, l:l + w]

@@ -129,3 +129,11 @@ def test_a_crop_box_is_at_least_48_pixels_and_inside_the_image():
     assert plots.crop_box(64, 64, 0.11, 0.27, 0.375) == (7, 16, 48, 48)
     assert plots.crop_box(128, 192, 0.9, 0.9, 0.5) == (64, 128, 64, 64)   # moved inside
     assert plots.crop_box(40, 40, 0.0, 0.0, 0.5) == (0, 0, 40, 40)        # never beyond the image
+
+
+def test_the_clean_image_in_a_grid_is_the_reference_not_inf_db():
+    clean = torch.rand(1, 3, 48, 48)
+    fig = plots.image_grid({"noisy": (clean + 0.1).clamp(0, 1), "clean": clean}, clean=clean, ssim=True)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == "clean\n(the reference)" and "inf" not in " ".join(titles) and "dB, SSIM" in titles[0]
+    plt.close(fig)
