@@ -39,7 +39,7 @@ __all__ = ["discrepancy_detection", "earliest", "detection", "outcomes", "summar
 LABELS = {
     "paper": "paper's ratio rule",
     "eswmv": "ES-WMV",
-    "discrepancy": "discrepancy, known σ (τ = 1)",
+    "discrepancy": "discrepancy, τ = 1 (σ known; JPEG: derived)",
     "heldout": "held-out pixels (5 %)",
 }
 
