@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Union
 
 import numpy as np
@@ -34,9 +33,8 @@ def mean_std(values: Iterable[float], digits: int = 2, unit: str = "") -> str:
     >>> mean_std([1.0, 2.0, 3.0], unit=" dB"), mean_std([26.5], unit=" dB"), mean_std([])
     ('2.00 ± 1.00 dB', '26.50 dB (n = 1)', 'n/a')
     """
-    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))],
-                   dtype=float)
-    v = v[np.isfinite(v)] if v.size else v
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
     if v.size == 0:
         return "n/a"
     if v.size == 1:

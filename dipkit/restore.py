@@ -257,9 +257,9 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
     if heldout is not None:
         degradation = HeldOut(degradation, heldout, seed=seed)
     padded, padding = pad_to_multiple(y, model.multiple)
-    budget = preset.fit_kwargs(profile, **({"steps": steps} if steps is not None else {}))
-    stop = stop_rule(stop, degradation, y, budget["steps"], budget["probe_every"])
-    overrides = {k: v for k, v in (("steps", steps), ("stop", stop)) if v is not None}
+    fit_kwargs = preset.fit_kwargs(profile, **({"steps": steps} if steps is not None else {}), **fit_options)
+    if stop is not None:   # a rule by name gets the fit's own budget and probe interval
+        fit_kwargs["stop"] = stop_rule(stop, degradation, y, fit_kwargs["steps"], fit_kwargs["probe_every"])
     record = dict(task=task, method=method, preset=asdict(preset), profile=profile.name,
                   height=y.shape[-2], width=y.shape[-1],
                   padding=dict(top=padding.top, bottom=padding.bottom, left=padding.left,
@@ -268,7 +268,7 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
     return Restoration(task=task, model=model, observation=padded,
                        degradation=degradation,
                        clean=_padded_clean(clean, y, model.multiple), padding=padding, image=y,
-                       seed=seed, fit=preset.fit_kwargs(profile, **overrides, **fit_options),
+                       seed=seed, fit=fit_kwargs,
                        record=record)
 
 
@@ -354,8 +354,12 @@ def _check_size(y: torch.Tensor, model: DIPNetwork) -> None:
 HELDOUT_FRACTION = 0.05
 
 
-def stop_rule(stop, degradation: Degradation, observation: torch.Tensor, steps: int, probe_every: int):
+def stop_rule(stop, degradation: Optional[Degradation], observation: Optional[torch.Tensor], steps: int,
+              probe_every: int):
     """The stopping rule a name asks for, with what it needs of the task; anything else as it is.
+
+    Only ``'discrepancy'`` reads ``degradation`` and ``observation``; ``'heldout'`` reads the
+    budget and the probe interval (its patience is a multiple of it).
 
     ``'discrepancy'``: Morozov's principle with the observation's noise level
     (:func:`dipkit.noiselevel.noise_sigma`: the given or estimated σ for denoising, the derived σ

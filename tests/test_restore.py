@@ -103,6 +103,11 @@ def test_the_rules_by_name_take_what_they_need_of_the_task(clean, noisy):
     r = prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, stop="heldout", steps=400)
     assert isinstance(r.degradation, HeldOut) and r.degradation.fraction == 0.05
     assert isinstance(r.fit["stop"], HeldOutRule) and r.fit["stop"].patience == 100
+    # the rule's patience is in the fit's own probe interval, also when the caller changes it
+    r = prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, stop="heldout", steps=400,
+                probe_every=7)
+    assert r.fit["probe_every"] == 7 and r.fit["stop"].patience % 7 == 0
+    r.fit["stop"].bind(7)
 
 
 def test_enhance_adds_the_detail_to_every_output():

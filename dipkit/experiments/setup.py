@@ -49,8 +49,8 @@ from ..errors import DipkitError
 from ..fit import Run, fit
 from ..models import convnet, decoder, hourglass
 from ..presets import Profile, TaskPreset
-from ..restore import prepare as restore_prepare, preset_for, task_options
-from ..stopping import Discrepancy, HeldOutRule, RatioRule, scaled_eswmv
+from ..restore import prepare as restore_prepare, preset_for, stop_rule, task_options
+from ..stopping import Discrepancy, RatioRule, scaled_eswmv
 
 __all__ = ["Prepared", "prepare", "fit_setting", "monitor_rules"]
 
@@ -131,7 +131,7 @@ def monitor_rules(names, steps: int, probe_every: int, degradation: Optional[Deg
                                   "a denoising setting (task 'denoise')")
             rules[name] = Discrepancy(sigma=degradation.sigma, tau=1.0)
         elif name == "heldout":
-            rules[name] = HeldOutRule(patience=scaled_eswmv(steps, probe_every).patience)
+            rules[name] = stop_rule(name, degradation, None, steps, probe_every)
         else:
             raise DipkitError(f"unknown monitored rule {name!r}: choose 'paper', 'eswmv', 'discrepancy' "
                               f"or 'heldout'")
