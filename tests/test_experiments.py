@@ -121,6 +121,24 @@ def test_a_record_reads_back_as_a_run(store):
     assert set(run.detections) == {"paper", "eswmv"}
 
 
+def test_decline_reads_the_running_mean_so_one_low_probe_is_not_a_decline():
+    rising = np.linspace(20.0, 25.0, 30)
+    dipped = np.full(30, 25.0)
+    dipped[-1] -= 0.6  # a level fit with one low last probe, as a bounded fit at 128² has
+    falling = np.concatenate([rising, rising[::-1][1:16]])  # up by 5 dB, then down for 15 probes
+    as_record = lambda psnr: ex.Record({"history": {"psnr": psnr.tolist()}})
+    assert as_record(rising).decline() == 0.0
+    assert as_record(dipped).decline() == pytest.approx(0.06)  # the dip / 10 probes, not 0.6
+    assert as_record(dipped).decline(window=1) == pytest.approx(0.6)
+    # the running mean peaks over probes 25-34 and ends over probes 35-44
+    expected = np.convolve(falling, np.ones(10) / 10, "valid")
+    assert as_record(falling).decline() == pytest.approx(expected.max() - expected[-1])
+    assert as_record(falling).decline(window=1) == pytest.approx(falling.max() - falling[-1])
+    np.testing.assert_allclose(as_record(rising).smoothed_psnr(3), rising[1:-1], atol=1e-9)
+    with pytest.raises(DipkitError, match="window must be between 1 and the 30 probes"):
+        as_record(rising).decline(window=31)
+
+
 def test_images_round_trip_to_8_bits():
     x = torch.rand(1, 3, 8, 8)
     assert (ex.decode_image(ex.encode_image(x)) - x).abs().max() <= 0.5 / 255 + 1e-6

@@ -138,6 +138,24 @@ class Record:
         det = self.detection(rule)
         return det["psnr"] if det["fired_at"] is not None else self.data["psnr_final"]
 
+    def smoothed_psnr(self, window: int = 10) -> np.ndarray:
+        """The PSNR curve (dB) as a running mean over ``window`` probes, shape (probes - window + 1,).
+
+        A bounded fit at 128² jitters by up to 0.6 dB from one probe to the next; the running mean
+        over 10 probes (100 steps at probes every 10) says where the curve *is*, so that one low
+        probe is not read as a decline.
+        """
+        psnr = self.history["psnr"]
+        if not 1 <= window <= psnr.size:
+            raise DipkitError(f"window must be between 1 and the {psnr.size} probes of this fit, got {window}")
+        return np.convolve(psnr, np.ones(window) / window, mode="valid")
+
+    def decline(self, window: int = 10) -> float:
+        """How far the fit fell from its peak by the end (dB, >= 0), on the running mean over
+        ``window`` probes: its highest value minus its last (see :meth:`smoothed_psnr`)."""
+        level = self.smoothed_psnr(window)
+        return float(level.max() - level[-1])
+
     def get(self, field: str):
         """A summary field, a measure (``measures``) or a setting, by name."""
         for source in (self.data, self.data.get("measures", {}), self.data.get("settings", {})):
