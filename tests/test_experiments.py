@@ -257,3 +257,13 @@ def test_cli_list_and_run(tmp_path, capsys):
     assert main(["experiments", "list"]) == 0
     out = capsys.readouterr().out
     assert "lipschitz" in out and "quick: " in out
+    # the hours of a stored fit: its wall time, summed per experiment and per profile
+    store = ex.Store(results)
+    exp = ex.EXPERIMENTS["spectral_bias"]
+    record = {"key": ex.setting_key(exp.settings("quick")[0]), "seconds": 5400.0, "settings": {}}
+    store.path("spectral_bias", "quick").parent.mkdir(parents=True)
+    store.path("spectral_bias", "quick").write_text(json.dumps(record) + "\n")
+    assert main(["experiments", "list", "--results", results]) == 0
+    out = capsys.readouterr().out
+    assert "quick: 1/3 (1.5 h)" in out and "cpu: 0/3," in out
+    assert out.strip().endswith("compute stored, in hours of wall time of the fits: quick 1.5, cpu 0.0, gpu 0.0, full 0.0")

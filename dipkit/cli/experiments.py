@@ -36,7 +36,10 @@ def add_parser(commands) -> None:
                                         "one by one, so an interrupted run resumes where it stopped.",
                             epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="every experiment, with its fits per profile and how many are stored")
+    results = dict(default=None, help="the store's folder (default: $DIPKIT_RESULTS, else the package's dipkit/results)")
+    listing = sub.add_parser("list", help="every experiment, with its fits per profile, how many are stored "
+                                          "and their compute in hours")
+    listing.add_argument("--results", **results)
     r = sub.add_parser("run", help="run one experiment's missing fits into the store",
                        description="Fit the experiment's settings not yet stored and append a record "
                                    "for each as it ends: one after the other here, or in parallel on "
@@ -49,7 +52,7 @@ def add_parser(commands) -> None:
     r.add_argument("--limit", type=int, default=None, help="fit at most this many settings, then stop")
     r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
     r.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
-    r.add_argument("--results", default=None, help="the store's folder (default: $DIPKIT_RESULTS, else the package's dipkit/results)")
+    r.add_argument("--results", **results)
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="fit on a local Dask cluster of N processes, started for the run")
@@ -66,11 +69,18 @@ def command(args) -> int:
 
     store = Store(getattr(args, "results", None))
     if args.action == "list":
-        print(f"store: {store.root}")
+        print(f"store: {store.root}  (per profile: fits stored/declared, and their compute in hours)")
+        hours = dict.fromkeys(PROFILES, 0.0)
         for name, exp in EXPERIMENTS.items():
-            counts = ", ".join(f"{p}: {len(store.keys(name, p) & _keys(exp, p))}/{len(exp.settings(p))}"
-                               for p in PROFILES)
-            print(f"{name:20s} ch. {exp.chapter or '-':3s} {counts:28s} {exp.description}")
+            counts = []
+            for p in PROFILES:
+                keys = _keys(exp, p)
+                seconds = [r.seconds for r in store.load(name, p) if r.key in keys]
+                hours[p] += sum(seconds) / 3600
+                counts.append(f"{p}: {len(seconds)}/{len(keys)}" + (f" ({sum(seconds) / 3600:.1f} h)" if seconds else ""))
+            print(f"{name:20s} ch. {exp.chapter or '-':3s} {', '.join(counts):28s} {exp.description}")
+        print("compute stored, in hours of wall time of the fits: "
+              + ", ".join(f"{p} {h:.1f}" for p, h in hours.items()))
         return 0
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
     records = run(args.name, args.profile, store=store, seeds=seeds, limit=args.limit,
