@@ -104,6 +104,10 @@ def test_records_statistics(store):
     assert "± " in records.fmt("psnr_best", lipschitz=None)
     assert records.fmt("psnr_best", lipschitz=None, seed=0).endswith("(n = 1)")
     assert records.seeds(lipschitz=1.4) == [0, 1]
+    # a rule that never fired has no step: NaN and None are left out of the statistics, not averaged
+    assert ex.stat([2.0, float("nan"), None, 4.0]) == {"mean": 3.0, "std": pytest.approx(2 ** 0.5), "min": 2.0,
+                                                        "max": 4.0, "n": 2}
+    assert ex.stat([float("nan")])["n"] == 0
     with pytest.raises(DipkitError, match="2 records match"):
         records.one(lipschitz=1.4)
     with pytest.raises(DipkitError, match="did not watch"):

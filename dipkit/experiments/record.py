@@ -165,8 +165,10 @@ class Record:
 
 
 def stat(values: Iterable[float]) -> dict:
-    """Mean, std (ddof 1; 0 for one value), min, max and n of some numbers."""
+    """Mean, std (ddof 1; 0 for one value), min, max and n of some numbers; None and NaN (e.g. the
+    step of a rule that never fired) are left out, and n counts the numbers that remain."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
     if v.size == 0:
         return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
