@@ -50,10 +50,20 @@ from .noiselevel import noise_sigma
 from .presets import ORIGINAL_DIP, PAPER, TASKS, Profile, TaskPreset, get_profile
 from .stopping import Discrepancy, HeldOutRule, scaled_eswmv
 
-__all__ = ["restore", "prepare", "Restoration", "METHODS", "preset_for", "enhance_detail", "task_options"]
+__all__ = ["restore", "prepare", "Restoration", "METHODS", "AUTO_STOP", "preset_for", "enhance_detail",
+           "task_options"]
 
 #: The methods of :func:`preset_for`: the paper's decoder, or the original DIP.
 METHODS = ("paper", "dip")
+
+#: What ``stop="auto"`` (the default of :func:`restore` and ``dipkit restore``) uses per task: the
+#: rule with the smallest mean detection gap in the book's stopping study (chapter 11, "Which
+#: stopping rule?": the paper's method at 128², every rule watching the same fits). Denoising:
+#: the discrepancy principle with the given or estimated σ (white noise: the premise of the
+#: principle holds); deblocking: ES-WMV (the JPEG error is fitted along with the image, so the
+#: residual says nothing); inpainting: the paper's ratio rule; enhance: none (a fixed budget).
+#: A preset without a rule (the original DIP's fixed budget, enhance) keeps its budget.
+AUTO_STOP = {"denoise": "discrepancy", "deblock": "eswmv", "inpaint": "paper", "enhance": "none"}
 
 #: The option that belongs to each task only.
 _TASK_OPTIONS = {"mask": "inpaint", "sigma": "denoise", "quality": "deblock"}
@@ -208,8 +218,12 @@ _PARAMETERS = """
         Network width, depth and probe interval (default :func:`dipkit.get_profile`).
     steps : int, optional
         Maximum number of steps (default: the preset's, capped by the profile).
-    stop : {'paper', 'eswmv', 'discrepancy', 'heldout', 'none'} or StoppingRule, optional
-        The stopping rule (default: the preset's; 'none' for enhance). ``'discrepancy'`` stops
+    stop : {'auto', 'paper', 'eswmv', 'discrepancy', 'heldout', 'none'} or StoppingRule, optional
+        The stopping rule. :func:`restore`'s default is ``'auto'``, the rule the book's stopping
+        study found best for the task (:data:`AUTO_STOP`; a preset with a fixed budget, such as
+        the original DIP's, keeps it);
+        :func:`prepare`'s default is None, the preset's own rule (the paper's ratio rule; 'none'
+        for enhance), as the experiments use it. ``'discrepancy'`` stops
         when the residual falls to the noise level (denoising: ``sigma``, given or estimated;
         deblocking: the derived σ of JPEG's error, needs ``quality``); ``'heldout'`` holds 5 %
         of the pixels out (``heldout``) and stops at the minimum of their error
@@ -252,6 +266,9 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
     _check_size(y, model)
     degradation, known = _degradation(task, y, mask, sigma, quality)
     degradation = _padded(degradation, model.multiple)
+    requested = stop
+    if stop == "auto":
+        stop = None if preset.stop == "none" else AUTO_STOP[task]   # a fixed budget stays one
     if stop == "heldout" and heldout is None:
         heldout = HELDOUT_FRACTION
     if heldout is not None:
@@ -264,6 +281,8 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
                   height=y.shape[-2], width=y.shape[-1],
                   padding=dict(top=padding.top, bottom=padding.bottom, left=padding.left,
                                right=padding.right), heldout=heldout, **known,
+                  stop=requested if isinstance(requested, (str, type(None))) else type(requested).__name__,
+                  stop_used=stop if isinstance(stop, (str, type(None))) else type(stop).__name__,
                   finish="clip(x + clip(x - f, 0, 1), 0, 1)" if task == "enhance" else None)
     return Restoration(task=task, model=model, observation=padded,
                        degradation=degradation,
@@ -284,7 +303,7 @@ prepare.__doc__ = f"""Everything of :func:`restore` before the fit: checks, degr
 
 def restore(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[float] = None,
             quality: Optional[int] = None, method: str = "paper", preset: Optional[TaskPreset] = None,
-            profile: Union[None, str, Profile] = None, steps: Optional[int] = None, stop=None,
+            profile: Union[None, str, Profile] = None, steps: Optional[int] = None, stop="auto",
             seed: int = 0, device=None, clean: Optional[torch.Tensor] = None, progress: bool = True,
             monitor: Optional[dict] = None, model: Optional[DIPNetwork] = None, **fit_options) -> Run:
     restoration = prepare(task, observation, mask=mask, sigma=sigma, quality=quality, method=method,

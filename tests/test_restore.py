@@ -110,6 +110,30 @@ def test_the_rules_by_name_take_what_they_need_of_the_task(clean, noisy):
     r.fit["stop"].bind(7)
 
 
+def test_auto_is_the_stopping_studys_rule_per_task_and_keeps_a_fixed_budget(clean, noisy):
+    import inspect
+    from dipkit.degradations import JPEG
+    from dipkit.presets import TASKS
+    from dipkit.restore import AUTO_STOP
+    from dipkit.stopping import Discrepancy
+    assert set(AUTO_STOP) == set(TASKS)
+    assert inspect.signature(restore).parameters["stop"].default == "auto"   # what a user gets
+    r = prepare("denoise", noisy, profile=TINY, stop="auto")
+    assert isinstance(r.fit["stop"], Discrepancy) and r.record["sigma_source"] == "estimated"
+    assert r.record["stop"] == "auto" and r.record["stop_used"] == AUTO_STOP["denoise"] == "discrepancy"
+    gray = dipkit.images.rgb_to_gray(clean)
+    assert prepare("deblock", JPEG(10).observe(gray), profile=TINY, stop="auto").fit["stop"] == AUTO_STOP["deblock"]
+    mask = bernoulli_mask(H, W, 0.5, seed=1)
+    r = prepare("inpaint", Inpainting(mask).observe(clean), mask=mask, profile=TINY, stop="auto")
+    assert r.record["stop_used"] == AUTO_STOP["inpaint"]
+    # the original DIP and enhance run a fixed budget: 'auto' leaves it
+    assert prepare("denoise", noisy, method="dip", profile=TINY, stop="auto").fit["stop"] == "none"
+    assert prepare("enhance", clean, profile=TINY, stop="auto").fit["stop"] == "none"
+    # prepare's own default is the preset's rule, as the experiments and the benchmark use it
+    r = prepare("denoise", noisy, profile=TINY)
+    assert r.fit["stop"] == "paper" and r.record["stop"] is None
+
+
 def test_enhance_adds_the_detail_to_every_output():
     x = dipkit.images.sample("camera", size=(H, W))
     run = restore("enhance", x, profile=TINY, steps=10, snapshot_every=5, progress=False)

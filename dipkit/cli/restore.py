@@ -26,7 +26,7 @@ from ..errors import DipkitError, ImageError, ShapeError
 from ..fit import Run
 from ..metrics import psnr, ssim
 from ..presets import PAPER, PROFILES, TASKS, get_profile
-from ..restore import prepare
+from ..restore import AUTO_STOP, prepare
 from . import report
 from .common import STEPS, add_device, device, note, number, say
 
@@ -35,11 +35,18 @@ __all__ = ["add_parser", "command", "EXAMPLES"]
 #: --mask-color: a pixel is missing when each of its channels is within this of the colour.
 COLOUR_TOLERANCE = 2 / 255
 
+#: How the task lines of the help say what each rule of ``--stop auto`` does.
+_STOPS = {"discrepancy": "stop when the residual reaches the noise level (discrepancy)",
+          "eswmv": "stop at the minimum of the outputs' variance (ES-WMV)",
+          "paper": "stop when the blur/sharpness ratio levels off (the paper's rule)",
+          "heldout": "stop at the minimum of the error on held-out pixels"}
+
 EXAMPLES = f"""\
 tasks (the paper's settings: book/protocol.md of the book, "Task settings of the paper"):
-  denoise   INPUT is noisy: fit f to INPUT, stop by the paper's rule
-  deblock   INPUT is JPEG-compressed: fit f to INPUT, stop by the paper's rule
-  inpaint   INPUT has missing pixels (--mask or --mask-color): fit f on the known pixels
+  denoise   INPUT is noisy: fit f to INPUT, {_STOPS[AUTO_STOP['denoise']]}
+  deblock   INPUT is JPEG-compressed: fit f to INPUT, {_STOPS[AUTO_STOP['deblock']]}
+  inpaint   INPUT has missing pixels (--mask or --mask-color): fit f on the known pixels,
+            {_STOPS[AUTO_STOP['inpaint']]}
   enhance   fit f to INPUT for {PAPER['enhance'].steps} steps; OUTPUT = clip(INPUT + clip(INPUT - f, 0, 1), 0, 1)
 
 examples:
@@ -78,7 +85,9 @@ def add_parser(commands) -> None:
         "restore", help="restore your own image: denoise, deblock, inpaint, enhance",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Fit the paper's decoder to INPUT as it is (the observation) and write the\n"
-                    "restored image to OUTPUT. Defaults are the paper's settings for the task.")
+                    "restored image to OUTPUT. Defaults are the paper's settings for the task,\n"
+                    "stopped by the rule that the book's stopping study found best for it\n"
+                    "(--stop auto; --stop paper for the paper's own rule).")
     p.add_argument("task", choices=TASKS, help="what to do (see 'tasks' below)")
     p.add_argument("input", metavar="INPUT", help="PNG, JPEG, TIFF or BMP file; gray or RGB; 8 or 16 bits")
     p.add_argument("-o", "--output", metavar="OUTPUT", required=True,
@@ -120,9 +129,11 @@ def _add_fit_options(g) -> None:
     g.add_argument("--steps", type=STEPS,
                    help=f"maximum number of steps (default: the profile's, {q.steps} quick, "
                         f"{f.steps} full; {PAPER['enhance'].steps} for enhance)")
-    g.add_argument("--stop", choices=("paper", "eswmv", "discrepancy", "heldout", "none"),
-                   help="stopping rule (default paper: the blurriness/sharpness ratio rule; none for "
-                        "enhance). discrepancy: stop when the residual falls to the noise level (denoise: "
+    g.add_argument("--stop", choices=("auto", "paper", "eswmv", "discrepancy", "heldout", "none"), default="auto",
+                   help="stopping rule (default auto: the rule the book's stopping study found best for the "
+                        "task: " + ", ".join(f"{rule} for {t}" for t, rule in AUTO_STOP.items()) + "). paper: "
+                        "the paper's blurriness/sharpness ratio rule. discrepancy: stop when the residual "
+                        "falls to the noise level (denoise: "
                         "--sigma or estimated; deblock: derived from --quality); heldout: hold 5%% of "
                         "the pixels out of the loss and stop at the minimum of their error (any task). "
                         "The book's chapter 'Which stopping rule?' compares them")
@@ -313,12 +324,19 @@ def _metrics(result, observation, clean) -> dict:
     return {f"{k}{name}": float(f(x, clean)[0]) for k, x in pairs for name, f in (("psnr", psnr), ("ssim", ssim))}
 
 
+def _rule_name(restoration) -> str:
+    """The stopping rule as a user reads it: e.g. 'discrepancy (auto)', 'paper', 'none'."""
+    record = restoration.record
+    used = record["stop_used"] if record["stop_used"] is not None else restoration.fit["stop"]
+    return f"{used} (auto)" if record["stop"] == "auto" else str(used)
+
+
 def _summary(args, run: Run, interrupted: bool, c: SimpleNamespace, seconds: float, metrics: dict) -> None:
     fit = c.restoration.fit
     if interrupted:
         print(f"\ninterrupted at step {run.steps_run}: writing the output of that step", file=sys.stderr)
     elif run.stop_step is not None:
-        say(args, f"stopped at step {run.stop_step} of {fit['steps']} by the '{fit['stop']}' rule ({seconds:.1f} s)")
+        say(args, f"stopped at step {run.stop_step} of {fit['steps']} by the '{_rule_name(c.restoration)}' rule ({seconds:.1f} s)")
     else:
         say(args, f"ran all {run.steps_run} steps ({seconds:.1f} s)")
     if metrics:
@@ -353,7 +371,7 @@ def command(args) -> int:
         return 1
     say(args, f"network: the paper's decoder, {cfg['channels']} channels, depth {cfg['depth']}, "
               f"λ = {cfg['lipschitz']}, {cfg['upsample']} upsampling ({c.profile.name} profile); "
-              f"up to {fit['steps']} steps, stop rule '{fit['stop']}', seed {args.seed}, {c.device}")
+              f"up to {fit['steps']} steps, stop rule '{_rule_name(c.restoration)}', seed {args.seed}, {c.device}")
     say(args, "fitting (Ctrl-C stops early and keeps the output so far)")
     t1 = time.perf_counter()
     run, interrupted = _fit(args, c)
