@@ -39,7 +39,8 @@ COLOUR_TOLERANCE = 2 / 255
 _STOPS = {"discrepancy": "stop when the residual reaches the noise level (discrepancy)",
           "eswmv": "stop at the minimum of the outputs' variance (ES-WMV)",
           "paper": "stop when the blur/sharpness ratio levels off (the paper's rule)",
-          "heldout": "stop at the minimum of the error on held-out pixels"}
+          "heldout": "stop at the minimum of the error on held-out pixels",
+          "none": "run every step (the known pixels are exact: no noise to overfit)"}
 
 EXAMPLES = f"""\
 tasks (the paper's settings: book/protocol.md of the book, "Task settings of the paper"):
