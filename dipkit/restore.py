@@ -223,9 +223,8 @@ _PARAMETERS = """
     stop : {'auto', 'paper', 'eswmv', 'discrepancy', 'heldout', 'none'} or StoppingRule, optional
         The stopping rule. :func:`restore`'s default is ``'auto'``, the rule the book's stopping
         study found best for the task (:data:`AUTO_STOP`; a preset with a fixed budget, such as
-        the original DIP's, keeps it);
-        :func:`prepare`'s default is None, the preset's own rule (the paper's ratio rule; 'none'
-        for enhance), as the experiments use it. ``'discrepancy'`` stops
+        the original DIP's, keeps it); :func:`prepare`'s default is None, the preset's own rule
+        (the paper's ratio rule; 'none' for enhance), as the experiments use it. ``'discrepancy'`` stops
         when the residual falls to the noise level (denoising: ``sigma``, given or estimated;
         deblocking: the derived σ of JPEG's error, needs ``quality``); ``'heldout'`` holds 5 %
         of the pixels out (``heldout``) and stops at the minimum of their error
@@ -283,8 +282,7 @@ def prepare(task: str, observation: torch.Tensor, *, mask=None, sigma: Optional[
                   height=y.shape[-2], width=y.shape[-1],
                   padding=dict(top=padding.top, bottom=padding.bottom, left=padding.left,
                                right=padding.right), heldout=heldout, **known,
-                  stop=requested if isinstance(requested, (str, type(None))) else type(requested).__name__,
-                  stop_used=stop if isinstance(stop, (str, type(None))) else type(stop).__name__,
+                  stop=_named(requested), stop_used=_named(stop),
                   finish="clip(x + clip(x - f, 0, 1), 0, 1)" if task == "enhance" else None)
     return Restoration(task=task, model=model, observation=padded,
                        degradation=degradation,
@@ -373,6 +371,11 @@ def _check_size(y: torch.Tensor, model: DIPNetwork) -> None:
 
 #: The share of the known pixels the ``'heldout'`` rule holds out of the loss by default.
 HELDOUT_FRACTION = 0.05
+
+
+def _named(rule) -> Optional[str]:
+    """A stopping rule as the record keeps it: its name, or the class name of a rule object."""
+    return rule if rule is None or isinstance(rule, str) else type(rule).__name__
 
 
 def stop_rule(stop, degradation: Optional[Degradation], observation: Optional[torch.Tensor], steps: int,
