@@ -258,6 +258,9 @@ def test_cli_list_and_run(tmp_path, capsys):
     results = str(tmp_path / "r")
     assert main(["experiments", "run", "nope", "--results", results]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+    # argparse's usage error, naming every profile
+    assert main(["experiments", "run", "lipschitz", "--profile", "big", "--results", results]) == 2
+    assert "choose from 'cpu', 'full', 'gpu', 'quick'" in capsys.readouterr().err
     assert main(["experiments", "list"]) == 0
     out = capsys.readouterr().out
     assert "lipschitz" in out and "quick: " in out

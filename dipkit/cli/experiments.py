@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..presets import PROFILES
+
 __all__ = ["add_parser", "command", "EXAMPLES", "CLUSTER"]
 
 EXAMPLES = """examples:
@@ -47,7 +49,8 @@ def add_parser(commands) -> None:
                        epilog=EXAMPLES + "\n" + CLUSTER,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("name", help="an experiment (see `dipkit experiments list`)")
-    r.add_argument("--profile", default=None, help="quick or full (default: $DIPKIT_PROFILE, else by device)")
+    r.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help="the sizes to fit at (default: $DIPKIT_PROFILE, else by device)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the experiment's)")
     r.add_argument("--limit", type=int, default=None, help="fit at most this many settings, then stop")
     r.add_argument("--recompute", action="store_true", help="fit again even what is stored")
@@ -65,7 +68,6 @@ def add_parser(commands) -> None:
 def command(args) -> int:
     """``dipkit experiments list`` or ``run NAME``: see ``dipkit experiments --help``."""
     from ..experiments import EXPERIMENTS, Store, run
-    from ..presets import PROFILES
 
     store = Store(getattr(args, "results", None))
     if args.action == "list":
