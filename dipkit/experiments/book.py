@@ -113,5 +113,13 @@ _LIST.append(Experiment(
     variants=[{"set": name, **_TASKS[name], "image": image}
               for name, images in HELDOUT_IMAGES.items() for image in images]))
 
+_LIST.append(Experiment(
+    "set9_noise_levels", chapter="11", keep_images=0, per_profile={"cpu": {"seeds": 1}},
+    description="the paper's method at σ = 15 and 50 on the held-out subset of set9 (its first three "
+                "images), whole budget, rules watching: the stopping study at other noise levels",
+    base={"set": "set9", "task": "denoise", "method": "paper", "stop": "none",
+          "monitor": ["paper", "eswmv", "discrepancy"]},
+    axes={"sigma": [15, 50], "image": HELDOUT_IMAGES["set9"]}))
+
 #: The book's experiments by name.
 EXPERIMENTS = {e.name: e for e in _LIST}
