@@ -246,7 +246,7 @@ def test_the_book_declares_every_chapter_experiment(shared_data, monkeypatch):
     monkeypatch.setenv("DIPKIT_DATA", str(shared_data))
     assert {"spectral_bias", "architectures", "lipschitz", "gaussian_upsampling", "denoising",
             "deblocking", "inpainting", "set9_denoising", "classic5_deblocking",
-            "bernoulli11_inpainting"} <= set(ex.EXPERIMENTS)
+            "bernoulli11_inpainting", "enhancement"} <= set(ex.EXPERIMENTS)
     for exp in ex.EXPERIMENTS.values():
         settings = exp.settings("quick")
         assert len(settings) == len({ex.setting_key(s) for s in settings})  # no fit twice

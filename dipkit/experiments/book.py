@@ -1,6 +1,6 @@
 """The book's experiments, one per study of a chapter, declared as data.
 
-Every fit denoises, deblocks or inpaints a sample image (or, for chapter 10, an image of the
+Every fit denoises, deblocks, inpaints or enhances a sample image (or, for chapter 10, an image of the
 paper's benchmark sets) at the profile's size; every setting is run for 3 seeds (network
 weights, input code and noise draw), so each chapter's claims are statistics over seeds.
 ``dipkit experiments list`` shows them with what is stored.
@@ -65,6 +65,11 @@ _LIST = [
               "monitor": ["paper", "eswmv"]},
         axes={"method": ["paper"], "mask": ["bernoulli", "block", "text"]},
         variants=[{"method": "original", "mask": "bernoulli"}]),
+    Experiment(
+        "enhancement", chapter="09", keep_images=3,
+        description="the paper's detail enhancement: its decoder at λ = 1.0 fitted to the clean image "
+                    "for 100 steps (every seed's fit kept: the chapter takes the detail layer from it)",
+        base={"image": "chelsea", "task": "enhance", "method": "paper", "probes": ["bands"]}),
 ]
 
 #: The images of the paper's benchmark sets, by the names :func:`dipkit.datasets.load` gives them.
