@@ -103,6 +103,8 @@ def test_records_statistics(store):
     assert s["n"] == 2 and s["mean"] == pytest.approx(values.mean()) and s["std"] == pytest.approx(values.std(ddof=1))
     assert "± " in records.fmt("psnr_best", lipschitz=None)
     assert records.fmt("psnr_best", lipschitz=None, seed=0).endswith("(n = 1)")
+    assert "(n =" not in records.fmt("psnr_best", count=False, lipschitz=None)
+    assert records.fmt("psnr_best", count=False, lipschitz=None).count(" ± ") == 1
     assert records.seeds(lipschitz=1.4) == [0, 1]
     # a rule that never fired has no step: NaN and None are left out of the statistics, not averaged
     assert ex.stat([2.0, float("nan"), None, 4.0]) == {"mean": 3.0, "std": pytest.approx(2 ** 0.5), "min": 2.0,

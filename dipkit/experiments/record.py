@@ -201,13 +201,14 @@ class Records(list):
     def seeds(self, **settings) -> list:
         return sorted({r.settings["seed"] for r in self.where(**settings)})
 
-    def fmt(self, field, digits: int = 2, unit: str = "", **settings) -> str:
-        """``'mean ± std'`` over the matching records (``'x (n = 1)'`` for one)."""
+    def fmt(self, field, digits: int = 2, unit: str = "", count: bool = True, **settings) -> str:
+        """``'mean ± std (n = k)'`` over the matching records (``'x (n = 1)'`` for one); ``count=False``
+        leaves out the ``(n = k)``."""
         s = self.stat(field, **settings)
         if s["n"] == 0:
             return "n/a"
-        if s["n"] == 1:
-            return f"{s['mean']:.{digits}f}{unit} (n = 1)"
-        return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}{unit} (n = {s['n']})"
+        spread = f" ± {s['std']:.{digits}f}" if s["n"] > 1 else ""
+        n = f" (n = {s['n']})" if count else ""
+        return f"{s['mean']:.{digits}f}{spread}{unit}{n}"
 
 
