@@ -256,6 +256,17 @@ def test_the_book_declares_every_chapter_experiment(shared_data, monkeypatch):
         ex.prepare(settings[-1], TINY)                                       # every setting is valid
 
 
+def test_the_second_image_sweep_is_chapter_3s_sweep_on_chelsea():
+    # the same fits as the astronaut sweep but for the image, one seed at cpu
+    for profile in ("quick", "cpu"):
+        first, second = (ex.EXPERIMENTS[name].settings(profile) for name in ("lipschitz", "lipschitz_chelsea"))
+        assert {s["image"] for s in first} == {"astronaut"} and {s["image"] for s in second} == {"chelsea"}
+        drop = lambda settings: {ex.setting_key({**s, "image": None, "seed": None}) for s in settings}
+        assert drop(first) == drop(second)
+    assert {s["seed"] for s in ex.EXPERIMENTS["lipschitz_chelsea"].settings("cpu")} == {0}
+    assert [s["lipschitz"] for s in ex.EXPERIMENTS["lipschitz_chelsea"].settings("cpu")] == [1.0, 1.2, 1.4, 2.0, None]
+
+
 def test_cli_list_and_run(tmp_path, capsys):
     results = str(tmp_path / "r")
     assert main(["experiments", "run", "nope", "--results", results]) == 2
