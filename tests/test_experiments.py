@@ -252,7 +252,10 @@ def test_the_book_declares_every_chapter_experiment(shared_data, monkeypatch):
     for exp in ex.EXPERIMENTS.values():
         settings = exp.settings("quick")
         assert len(settings) == len({ex.setting_key(s) for s in settings})  # no fit twice
-        assert len({s["seed"] for s in settings}) >= 3                      # claims over ≥ 3 seeds
+        seeds = {s["seed"] for s in settings}
+        if exp.name == "benchmark_seeds":   # its seed 0 is stored by the set's own experiment
+            seeds |= {s["seed"] for s in ex.EXPERIMENTS["set9_denoising"].settings("cpu")}
+        assert len(seeds) >= 3                                               # claims over ≥ 3 seeds
         ex.prepare(settings[-1], TINY)                                       # every setting is valid
 
 
@@ -265,6 +268,26 @@ def test_the_second_image_sweep_is_chapter_3s_sweep_on_chelsea():
         assert drop(first) == drop(second)
     assert {s["seed"] for s in ex.EXPERIMENTS["lipschitz_chelsea"].settings("cpu")} == {0}
     assert [s["lipschitz"] for s in ex.EXPERIMENTS["lipschitz_chelsea"].settings("cpu")] == [1.0, 1.2, 1.4, 2.0, None]
+
+
+def test_the_subset_seeds_extend_the_sets_fits_of_the_paper_s_method():
+    # seeds 1 and 2 on the first three images of each set, with exactly the settings the set's
+    # own experiment gives seed 0: together three seeds on a stated subset
+    extra = ex.EXPERIMENTS["benchmark_seeds"].settings("cpu")
+    assert {s["seed"] for s in extra} == {1, 2} and {s["method"] for s in extra} == {"paper"}
+    for set_name, images in ex.book.HELDOUT_IMAGES.items():
+        own = ex.EXPERIMENTS[ex.book.BENCHMARKS[set_name][0]].settings("cpu")
+        assert {s["seed"] for s in own} == {0}
+        first = {ex.setting_key({**s, "seed": None}) for s in own if s["method"] == "paper" and s["image"] in images}
+        assert {ex.setting_key({**s, "seed": None}) for s in extra if s["set"] == set_name} == first
+        assert len(first) == 3
+
+
+def test_an_experiment_takes_its_seeds_as_a_list():
+    exp = ex.Experiment("demo", base={"image": "astronaut"}, seeds=(1, 2), per_profile={"cpu": {"seeds": [4]}})
+    assert [s["seed"] for s in exp.settings("quick")] == [1, 2]
+    assert [s["seed"] for s in exp.settings("cpu")] == [4]
+    assert [s["seed"] for s in ex.Experiment("d", seeds=2, base={"image": "astronaut"}).settings("quick")] == [0, 1]
 
 
 def test_cli_list_and_run(tmp_path, capsys):

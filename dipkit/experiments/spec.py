@@ -55,8 +55,9 @@ class Experiment:
         keys: image, task, degradation parameters, network, λ, upsampler, preset, rules, ...).
     axes : dict[str, list]
         The settings swept; the fits are their Cartesian product.
-    seeds : int
-        Seeds 0 .. seeds − 1 of every point (the network weights, the code and the noise draw).
+    seeds : int or tuple of int
+        Seeds 0 .. seeds − 1 of every point (the network weights, the code and the noise draw), or
+        the seeds themselves, e.g. ``(1, 2)`` where seed 0 is stored by another experiment.
     variants : list of dict
         Extra points added to the product (each a dict of axis values), for sweeps that are not
         a full grid, e.g. the original DIP at one σ only. Without ``axes`` the variants are the
@@ -71,7 +72,7 @@ class Experiment:
     name: str
     base: dict = field(default_factory=dict)
     axes: dict = field(default_factory=dict)
-    seeds: int = 3
+    seeds: Union[int, Sequence[int]] = 3
     variants: Sequence[dict] = ()
     per_profile: dict = field(default_factory=dict)
     keep_images: int = 1
@@ -80,8 +81,9 @@ class Experiment:
 
     def _base(self, profile: str) -> tuple:
         extra = dict(self.per_profile.get(profile, {}))
-        seeds = int(extra.pop("seeds", self.seeds))
+        seeds = extra.pop("seeds", self.seeds)
         extra.pop("axes", None)
+        seeds = range(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
         return {**self.base, **extra}, seeds
 
     def points(self, profile: Optional[str] = None) -> list:
@@ -96,6 +98,6 @@ class Experiment:
     def settings(self, profile: Union[str, Profile], seeds: Optional[Sequence[int]] = None) -> list:
         """Every fit of the experiment at ``profile``: a list of settings dicts, each with a seed."""
         name = _profile_name(profile)
-        base, n_seeds = self._base(name)
-        seeds = range(n_seeds) if seeds is None else seeds
+        base, own_seeds = self._base(name)
+        seeds = own_seeds if seeds is None else seeds
         return [{**base, **point, "seed": int(s)} for point in self.points(name) for s in seeds]
