@@ -276,7 +276,7 @@ def test_the_subset_seeds_extend_the_sets_fits_of_the_paper_s_method():
     extra = ex.EXPERIMENTS["benchmark_seeds"].settings("cpu")
     assert {s["seed"] for s in extra} == {1, 2} and {s["method"] for s in extra} == {"paper"}
     for set_name, images in ex.book.HELDOUT_IMAGES.items():
-        own = ex.EXPERIMENTS[ex.book.BENCHMARKS[set_name][0]].settings("cpu")
+        own = ex.EXPERIMENTS[ex.book.BENCHMARKS[set_name].experiment].settings("cpu")
         assert {s["seed"] for s in own} == {0}
         first = {ex.setting_key({**s, "seed": None}) for s in own if s["method"] == "paper" and s["image"] in images}
         assert {ex.setting_key({**s, "seed": None}) for s in extra if s["set"] == set_name} == first
