@@ -49,16 +49,24 @@ def test_the_earliest_of_two_rules_and_what_a_rule_that_never_fired_returns():
 
 
 def test_the_discrepancy_from_the_history_is_the_live_monitor_s():
+    # A ladder of noise levels watching one short fit: where each live monitor fired (or that it
+    # did not) must be what the stored history gives. Which rungs a 100-step fit crosses depends on
+    # the machine (its trajectory moves with the kernels and the thread count: σ = 0.15 was crossed
+    # with one thread and not with two); the top rung, σ² = 0.25, lies far above the loss at the
+    # first probe (about 0.08: the image's variance around a smooth first output), so it fires on any.
     import dipkit
     from dipkit.degradations import GaussianNoise
     from dipkit.stopping import Discrepancy
     clean = dipkit.images.sample("astronaut", size=64)
     y = GaussianNoise(25 / 255).observe(clean, seed=0)
-    sigma = 0.15   # a generous level, so that a short fit crosses it
+    ladder = {f"d{sigma}": sigma for sigma in (0.1, 0.15, 0.2, 0.25, 0.3, 0.5)}
     run = dipkit.fit(dipkit.decoder(channels=16, depth=5, seed=0), y, clean=clean, steps=100, lr=0.01,
-                     probe_every=10, monitor={"d": Discrepancy(sigma=sigma)}, progress=False)
+                     probe_every=10, monitor={name: Discrepancy(sigma=sigma) for name, sigma in ladder.items()},
+                     progress=False)
     rec = Record(ex.make_record(run, clean, keep_images=False))
-    live = rec.detection("d")
-    assert live["fired_at"] is not None, "the fit should fall below σ = 0.15 within 100 steps"
-    after = stopstudy.discrepancy_detection(rec, sigma)
-    assert after["fired_at"] == live["fired_at"] and after["psnr"] == pytest.approx(live["psnr"], abs=1e-3)
+    assert rec.detection("d0.5")["fired_at"] is not None
+    for name, sigma in ladder.items():
+        live, after = rec.detection(name), stopstudy.discrepancy_detection(rec, sigma)
+        assert after["fired_at"] == live["fired_at"], name
+        if live["fired_at"] is not None:
+            assert after["psnr"] == pytest.approx(live["psnr"], abs=1e-3), name
