@@ -29,13 +29,21 @@ __all__ = [
 ]
 
 
-def spectral_norm(weight: torch.Tensor) -> torch.Tensor:
-    """Largest singular value of a convolution weight reshaped to a matrix, computed exactly.
+#: Squarings of the Gram matrix in the host-sync-free spectral norm (see :func:`spectral_norm`).
+SQUARINGS = 14
+
+
+def spectral_norm(weight: torch.Tensor, method: Optional[str] = None) -> torch.Tensor:
+    """Largest singular value of a convolution weight reshaped to a matrix.
 
     Parameters
     ----------
     weight : Tensor, shape (C_out, C_in, k, k)
         A convolution weight (any shape whose first axis is the output channels).
+    method : {None, 'eigvalsh', 'squaring'}
+        ``'eigvalsh'``: the exact eigenvalue solver. ``'squaring'``: the same number without a
+        solver, so without a host sync. ``None`` (default): ``'eigvalsh'`` on the CPU,
+        ``'squaring'`` on any other device.
 
     Returns
     -------
@@ -46,13 +54,43 @@ def spectral_norm(weight: torch.Tensor) -> torch.Tensor:
     -----
     The paper computes ``s`` exactly with an SVD (its authors found power iteration
     inaccurate). The square root of the largest eigenvalue of the smaller Gram matrix
-    ``W Wᵀ`` (or ``Wᵀ W``) is the same number and about ten times cheaper than ``svdvals``
+    ``G = W Wᵀ`` (or ``Wᵀ W``) is the same number and about ten times cheaper than ``svdvals``
     for the 128 x 1152 matrices of the paper's network.
+
+    On a GPU, ``torch.linalg.eigvalsh`` (like the SVD) makes the host wait for the device at
+    every call, to check the solver's status: once per Lipschitz layer per step, which stalls
+    the fit and rules out CUDA graphs. ``'squaring'`` avoids it: it squares ``G`` 14 times
+    (``G^16384``, rescaled to unit trace each time), takes the column ``v`` of the result
+    with the largest diagonal entry, which lies in the top eigenvector's direction, and
+    returns the Rayleigh quotient ``vᵀGv / vᵀv``. That quotient never exceeds the largest
+    eigenvalue (up to rounding) and falls short of it only when other eigenvalues lie within
+    about 1e-4 of it: by 2e-5 (relative) in the worst case constructed in the tests (127
+    eigenvalues 6e-5 below the top). On random and fitted weights it agrees with the exact
+    value to float32 rounding (1e-7).
     """
     w = weight.reshape(weight.shape[0], -1)
     gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
-    top = torch.linalg.eigvalsh(gram)[-1]
+    if method is None:
+        method = "eigvalsh" if weight.device.type == "cpu" else "squaring"
+    if method == "eigvalsh":
+        top = torch.linalg.eigvalsh(gram)[-1]
+    elif method == "squaring":
+        top = _top_eigenvalue_by_squaring(gram)
+    else:
+        raise DipkitError(f"method must be None, 'eigvalsh' or 'squaring', got {method!r}")
     return top.clamp_min(0).sqrt()
+
+
+def _top_eigenvalue_by_squaring(gram: torch.Tensor) -> torch.Tensor:
+    """Largest eigenvalue of a symmetric positive semi-definite (n, n) matrix, as a 0-d tensor,
+    from repeated squaring and a Rayleigh quotient (no data-dependent control flow)."""
+    tiny = torch.finfo(gram.dtype).tiny
+    m = gram / gram.diagonal().sum().clamp_min(tiny)
+    for _ in range(SQUARINGS):
+        m = m @ m
+        m = m / m.diagonal().sum().clamp_min(tiny)
+    v = m.index_select(1, m.diagonal().argmax().view(1)).squeeze(1)
+    return (v @ (gram @ v)) / (v @ v).clamp_min(tiny)
 
 
 def clamp_spectral_norm(weight: torch.Tensor, lipschitz: float) -> torch.Tensor:

@@ -18,6 +18,63 @@ def test_spectral_norm_is_exact():
         assert torch.allclose(spectral_norm(w), expected, rtol=1e-10)
 
 
+def _with_singular_values(values, shape=(128, 1152), seed=0):
+    """A float32 (C_out, C_in·k·k) matrix with the given singular values (random bases)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(values)
+    u, _ = torch.linalg.qr(torch.randn(shape[0], n, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(shape[1], n, generator=g, dtype=torch.float64))
+    return ((u * torch.tensor(values, dtype=torch.float64)) @ v.T).float()
+
+
+def _exact(w):
+    return float(torch.linalg.svdvals(w.double().reshape(w.shape[0], -1))[0])
+
+
+def test_sync_free_spectral_norm_agrees_with_the_exact_one():
+    """'squaring' (the GPU's default) against the SVD: random, scaled, fitted and degenerate weights."""
+    torch.manual_seed(0)
+    fitted = LipschitzConv2d(32, 32, 3, lipschitz=None)
+    opt = torch.optim.Adam(fitted.parameters(), lr=0.05)
+    x, target = torch.randn(2, 32, 12, 12), torch.randn(2, 32, 10, 10) * 10
+    for _ in range(30):
+        opt.zero_grad()
+        F.mse_loss(fitted(x), target).backward()
+        opt.step()
+    cases = [torch.randn(128, 128, 3, 3) * 0.05, torch.randn(3, 128, 1, 1), torch.randn(128, 32, 3, 3),
+             torch.randn(64, 64, 3, 3) * 1e6, torch.randn(64, 64, 3, 3) * 1e-8, fitted.weight.detach(),
+             _with_singular_values([2.0] * 128), _with_singular_values([3.0]),
+             _with_singular_values([1.0, 1 - 1e-3] + [0.5] * 50)]
+    for w in cases:
+        assert spectral_norm(w, "squaring").item() == pytest.approx(_exact(w), rel=1e-6)
+    assert spectral_norm(torch.zeros(16, 16, 3, 3), "squaring").item() == 0.0
+
+
+def test_sync_free_spectral_norm_near_a_degenerate_top():
+    """Many eigenvalues just below the top: the quotient falls short by at most a few 1e-5 and
+    never exceeds the exact value (so a clamp is at most that loose)."""
+    for gap in (1e-5, 3e-5, 1e-4, 3e-4):
+        w = _with_singular_values([1.0] + [1 - gap] * 127)
+        s, exact = spectral_norm(w, "squaring").item(), _exact(w)
+        assert -3e-5 <= s / exact - 1 <= 1e-6, gap
+
+
+def test_spectral_norm_method_by_device(monkeypatch):
+    """The exact solver on the CPU; on any other device the sync-free one (meta: shapes only)."""
+    w = torch.randn(8, 4, 3, 3)
+    assert spectral_norm(w).item() == spectral_norm(w, "eigvalsh").item()
+
+    def no_solver(*args, **kwargs):
+        raise AssertionError("eigvalsh called")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", no_solver)
+    assert spectral_norm(w.to("meta")).shape == ()
+    with pytest.raises(AssertionError):
+        spectral_norm(w)
+    with pytest.raises(DipkitError, match="method must be"):
+        spectral_norm(w, "svd")
+
+
 @pytest.mark.parametrize("lam", [0.5, 1.4, 3.0])
 def test_lipschitz_bound_holds_after_optimizer_steps(lam):
     torch.manual_seed(0)
