@@ -12,11 +12,14 @@
 #      in pieces of --limit 1 (seed 0 for every lambda first, then seed 1, ...), one record
 #      appended to the store per fit, stopping when the next piece (as long as the last one)
 #      would not end before the time kept for step c.
-#   c. the benchmark suite (`python -m benchmarks.run`) with a short budget. benchmarks/run.py has
-#      no GPU-only sections yet (its section 4 is only a "skipped" record on a CPU); on CUDA its
-#      fit, options and batched sections run dipkit.fit on the GPU (fit's default device) at
-#      128^2/256^2, and its probe section on the CPU. What issue 12 asks of the GPU sections
-#      (bf16 autocast, CUDA graphs, K = 1/8/32, probes at 512^2 on the GPU) is not written.
+#   c. the benchmark suite (`python -m benchmarks.run`, its CUDA sections; the JSON rewritten
+#      after each section): probes on the GPU at 256^2 and 512^2; steps/s of the paper's decoder
+#      at 256^2 and 512^2 with probes every 1, 10, 100 steps; the fit's variants (channels-last,
+#      bf16 autocast, torch.compile default and 'reduce-overhead' = CUDA graphs) against the
+#      default with the PSNR after the same steps; fit_many K = 1, 8, 32 against K sequential fits
+#      at 256^2; host waits per step between probes (torch.cuda.set_sync_debug_mode); dipkit's
+#      fit against a loop doing at every step what the paper's script does, at 512^2. Its
+#      "targets" are issue 12's, each with what was measured; summary.txt lists them.
 #
 # Where things go: $OUT when set (the device machine), else benchmarks/results/device/<stamp>/
 # (a dry run without OUT: a new temporary folder). Written as they happen:
@@ -49,8 +52,8 @@
 # Environment (all optional):
 #   OUT                  where results go (see above)
 #   DEVICE_BUDGET_S      total seconds (default 540; dry run 300)
-#   DEVICE_BENCH_S       seconds of step a (default half the budget)
-#   DEVICE_SUITE_S       seconds kept for step c (default 15 % of the budget)
+#   DEVICE_BENCH_S       seconds of step a (default 35 % of the budget)
+#   DEVICE_SUITE_S       seconds kept for step c (default 40 % of the budget)
 #   DEVICE_END_S         seconds kept for the summary and packing (default 10)
 #   DEVICE_IMAGES        images per set, the first by name (default all; dry run 2)
 #   DEVICE_SEEDS         seeds of the lambda sweep, in order (default "0 1 2 3 4"; dry run "0")
@@ -93,8 +96,8 @@ else
     DEVICE=cuda
 fi
 DATA=${DIPKIT_DATA:-$ROOT/.data}
-BENCH_S=${DEVICE_BENCH_S:-$((BUDGET / 2))}
-SUITE_S=${DEVICE_SUITE_S:-$((BUDGET * 15 / 100))}
+BENCH_S=${DEVICE_BENCH_S:-$((BUDGET * 35 / 100))}
+SUITE_S=${DEVICE_SUITE_S:-$((BUDGET * 40 / 100))}
 END_S=${DEVICE_END_S:-10}
 
 if [[ -n ${DIPKIT_PYTHON:-} ]]; then
@@ -321,11 +324,10 @@ cap=$((DEADLINE - $(now) - END_S))
 if ((cap < MIN_SUITE_S)); then
     step_done c cut "skipped: ${cap} s left"
 else
-    log "note: benchmarks/run.py has no GPU-only sections yet; on CUDA its fit sections run on the GPU, its probe section on the CPU"
     if ((DRY)); then
         suite=(--quick --budget 4 --threads 1)
     else
-        suite=(--budget $((cap * 2 / 3)))
+        suite=(--budget $((cap * 3 / 4)))
     fi
     run_capped "step c (benchmarks.run)" "$cap" "$PY" -m benchmarks.run "${suite[@]}" --out "$RES/suite"
     step_done c "$(worst "$STATUS" ok)" "$(ls "$RES/suite" 2>/dev/null | tr '\n' ' ')"
@@ -366,7 +368,10 @@ print("c. the benchmark suite")
 for path in sorted((res / "suite").glob("*.json")):
     r = json.loads(path.read_text())
     print(f"  suite/{path.name}: device {r['device']}, sections {sorted(r['figures'])}, "
-          f"skipped {sorted(r['skipped'])}, {r['wall_s']} s")
+          f"skipped {sorted(r['skipped'])}, {r.get('wall_s', 'cut short')} s")
+    for name, t in r.get("targets", {}).items():
+        shown = {k: v for k, v in t.items() if k != "target"}
+        print(f"    {name}: {json.dumps(shown)}")
 PY
 cat "$RES/summary.txt" >&2
 pack

@@ -10,7 +10,15 @@ Sections (each timed with interleaved repeats; the figure reported is the median
    options ``channels_last`` and ``compile`` against the default.
 3. ``batched``: K = 1, 4, 8 seeds at 128²: K sequential ``fit`` calls against ``fit_many``
    ('loop' and 'vmap' engines), in seconds per member-step.
-4. GPU sections: skipped without CUDA (recorded as skipped).
+4. ``syncs`` and ``paper_loop`` (:mod:`benchmarks.gpu`): host waits per step between probes, and
+   dipkit's fit against a loop doing at every step what the paper's script does.
+
+On CUDA the same suite runs at the paper's scale on the GPU (issue 12): probes at 256² and 512²
+on the device, fit throughput at 256² and 512², ``variants`` (channels-last, bf16 autocast,
+``torch.compile`` default and ``'reduce-overhead'``: CUDA graphs) in place of ``options`` and
+``compile``, K = 1, 8, 32 at 256², the paper's loop at 512²; its ``targets`` are the issue's
+(≤ 30 s for 10 000 steps at 512², K = 8 ≥ 3× sequential, ≥ 10× the paper's loop at ±0.2 dB,
+variants within 0.1 dB, no host wait between probes).
 
 Every section fits its measurements into a share of a time budget (``--budget``, default 840 s):
 it times one step first and picks the number of steps per measurement from that, never fewer
@@ -48,9 +56,14 @@ from dipkit.sharpness import blur_sharpness_ratio, blurriness, sharpness  # noqa
 from dipkit.spectral import BandCorrespondence, band_correspondence  # noqa: E402
 from reference_probes import (blur_reference, fbc_reference, gray_reference,  # noqa: E402
                               sharpness_reference)
+from benchmarks import gpu  # noqa: E402
 
 # Shares of the budget per section (they need not sum to 1: sections that finish early leave time).
-SHARES = {"probes": 0.05, "fit": 0.40, "options": 0.08, "compile": 0.22, "batched": 0.20}
+SHARES = {"probes": 0.05, "fit": 0.40, "options": 0.08, "compile": 0.22, "batched": 0.20, "syncs": 0.03,
+          "paper_loop": 0.12, "variants": 0.30}
+GPU_SHARES = {"fit": 0.20, "batched": 0.15, "paper_loop": 0.20}  # on CUDA (variants replace options, compile)
+SECTIONS = {"cpu": "probes,fit,options,compile,batched,syncs,paper_loop",
+            "cuda": "probes,fit,variants,batched,syncs,paper_loop"}
 
 
 def log(*args) -> None:
@@ -101,15 +114,15 @@ def median(values) -> float:
 class Budget:
     """Seconds left for the whole suite and the share of a section."""
 
-    def __init__(self, seconds: float):
-        self.total = seconds
+    def __init__(self, seconds: float, shares: dict = SHARES):
+        self.total, self.shares = seconds, shares
         self.start = time.perf_counter()
 
     def left(self) -> float:
         return self.total - (time.perf_counter() - self.start)
 
     def share(self, section: str) -> float:
-        return min(self.left(), SHARES[section] * self.total)
+        return min(self.left(), self.shares[section] * self.total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,15 +130,18 @@ class Budget:
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
+def bench_probes(sizes, budget: Budget, rounds: int, device=torch.device("cpu")) -> dict:
+    """dipkit's probes on ``device`` (the NumPy reference on the host)."""
     results = {}
     seconds = budget.share("probes") / len(sizes)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for size in sizes:
         clean = dipkit.images.sample("astronaut", size=size)
         obs = GaussianNoise(25 / 255).observe(clean, seed=0)
         out = clean  # the "network output" being probed
-        fbc = BandCorrespondence(obs)
-        batch8 = torch.cat([out] * 8)
+        out_d, obs_d = out.to(device), obs.to(device)
+        fbc = BandCorrespondence(obs_d)
+        batch8 = torch.cat([out_d] * 8)
 
         def reference(sort="numpy"):
             # the paper's formulas at every step: to NumPy, gray, FBC, blur, MLV sharpness
@@ -137,10 +153,19 @@ def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
             return reference(sort="python")
 
         def in_fit():  # what dipkit.fit computes at a probe (the observation's spectrum made once)
-            return fbc(out), blur_sharpness_ratio(out)
+            values = fbc(out_d), blur_sharpness_ratio(out_d)
+            sync()
+            return values
 
         def standalone():
-            return band_correspondence(out, obs), blur_sharpness_ratio(out)
+            values = band_correspondence(out_d, obs_d), blur_sharpness_ratio(out_d)
+            sync()
+            return values
+
+        def batched8():
+            values = fbc(batch8), blur_sharpness_ratio(batch8)
+            sync()
+            return values
 
         for fn in (reference, paper_code, in_fit, standalone):
             fn()
@@ -161,19 +186,20 @@ def bench_probes(sizes, budget: Budget, rounds: int) -> dict:
             times["dipkit_1thread"].append(per_call(in_fit, n_dk))
             torch.set_num_threads(threads)
             times["dipkit_batch8_per_image"].append(
-                per_call(lambda: (fbc(batch8), blur_sharpness_ratio(batch8)), max(1, n_dk // 8)) / 8)
+                per_call(batched8, max(1, n_dk // 8)) / 8)
             r += 1
         ms = {k: round(1e3 * median(v), 4) for k, v in times.items()}
         # values: dipkit on the float32 output vs the float64 reference on the same pixels
         ref_bands, ref_blur, ref_sharp = reference()
-        bands = fbc(out)[0].double().numpy()
-        blur, sharp = float(blurriness(out)), float(sharpness(out))
-        ratio = float(blur_sharpness_ratio(out))
+        bands = fbc(out_d)[0].double().cpu().numpy()
+        blur, sharp = float(blurriness(out_d)), float(sharpness(out_d))
+        ratio = float(blur_sharpness_ratio(out_d))
         diff = dict(bands=float(np.abs(bands - ref_bands).max()), blur=abs(blur - ref_blur),
                     sharpness=abs(sharp - ref_sharp), ratio=abs(ratio - ref_blur / ref_sharp),
                     ratio_relative=abs(ratio / (ref_blur / ref_sharp) - 1))
         results[f"{size}"] = dict(
             image=f"astronaut {size}x{size} RGB (output) vs its noisy version (observation)",
+            dipkit_device=str(device),
             ms=ms, rounds=r, calls_per_round=dict(reference=n_ref, dipkit=n_dk),
             speedup=round(ms["reference"] / ms["dipkit"], 2),
             speedup_function=round(ms["reference"] / ms["dipkit_function"], 2),
@@ -339,10 +365,11 @@ def bench_batched(size: int, ks, budget: Budget, repeats: int, arch: dict) -> di
     clean, obs = _task(size)
     share = budget.share("batched")
     kw = dict(probe_every=10, clean=clean, progress=False)
-    warm = dipkit.fit(dipkit.decoder(**arch, seed=0), obs, steps=2, **kw)
-    step_s = warm.seconds / 2
+    # a step's cost from two fits (their difference leaves out the first steps' one-off costs)
+    short, longer = (dipkit.fit(dipkit.decoder(**arch, seed=0), obs, steps=s, **kw).seconds for s in (2, 12))
+    step_s = max((longer - short) / 10, longer / 12 / 4)
     member_steps = sum(ks) * 3 * repeats  # three ways of running each K
-    n = max(2, min(20, int(share / (member_steps * step_s))))
+    n = max(2, min(50, int(share / (member_steps * step_s))))
     log(f"batched {size}²: ~{step_s:.3f} s/step, {n} steps, K in {ks}, {repeats} repeats")
     dipkit.fit_many(dipkit.decoder(**arch), obs, seeds=[0, 1], steps=2, method="vmap", **kw)  # warm up
 
@@ -382,75 +409,158 @@ def bench_batched(size: int, ks, budget: Budget, repeats: int, arch: dict) -> di
 # ---------------------------------------------------------------------------------------------
 
 
+def sizes(quick: bool, device: str) -> dict:
+    """Image sizes, networks and counts of each section: quick (a check that the suite runs), a
+    CPU's, a GPU's (the paper's scale)."""
+    if quick:
+        small, tiny = dict(channels=16, depth=4, lipschitz=1.4), dict(channels=8, depth=4, lipschitz=1.4)
+        return dict(probes=[64], fit=[64], arch=small, min_steps={64: 3}, batched=(64, [1, 2], tiny),
+                    syncs=(64, tiny, 10), paper_loop=(64, tiny), variants=(64, small, 10, ("default", "bf16")))
+    quick_width = dict(channels=dipkit.presets.PROFILES["quick"].channels, depth=5, lipschitz=1.4)
+    if device == "cuda":
+        return dict(probes=[256, 512], fit=[256, 512], arch=PAPER, min_steps={256: 100, 512: 100},
+                    batched=(256, [1, 8, 32], PAPER), syncs=(256, PAPER, 10), paper_loop=(512, PAPER),
+                    variants=(256, PAPER, 200, tuple(gpu.VARIANTS)))
+    return dict(probes=[256, 512], fit=[128, 256], arch=PAPER, min_steps={128: 10, 256: 4},
+                batched=(128, [1, 4, 8], quick_width), syncs=(128, PAPER, 10), paper_loop=(128, PAPER),
+                variants=(128, PAPER, 10, ("default", "channels_last", "bf16")))
+
+
+def targets(figures: dict, device: str) -> dict:
+    """The issues' targets, each with what was measured and whether it was met."""
+    out = {}
+    if "probes" in figures:
+        big = figures["probes"][max(figures["probes"], key=int)]
+        out["probes_20x_at_512"] = dict(
+            target=">= 20x faster than the NumPy/SciPy reference at 512², same values to 1e-4",
+            measured=big["speedup"], measured_1thread=big["speedup_1thread"],
+            met=bool(big["speedup"] >= 20 and big["values_within_1e_4"]))
+    if "fit" in figures:
+        worst = max(v["overhead_vs_none"]["every 10"] for v in figures["fit"].values())
+        out["probe_every_10_under_10pct"] = dict(
+            target="probing every 10 steps costs < 10 % over no probes", measured=worst,
+            from_probe_cost=max(v["overhead_from_probe_cost"]["every 10"] for v in figures["fit"].values()),
+            met=bool(worst < 0.10))
+        if device == "cuda" and "512" in figures["fit"]:
+            seconds = 10 * figures["fit"]["512"]["ms_per_step"]["every 10"]
+            out["full_denoising_512_under_30s"] = dict(
+                target="10 000 steps at 512², probes every 10, in <= 30 s (from the measured rate)",
+                measured_s=round(seconds, 1), met=bool(seconds <= 30))
+    if device == "cuda" and "batched" in figures and "K=8" in figures["batched"]:
+        speedup = figures["batched"]["K=8"]["speedup_vs_sequential"]
+        out["batched_K8_3x"] = dict(target="fit_many with K = 8 >= 3x the throughput of 8 sequential fits",
+                                    measured=speedup, met=bool(max(speedup.values()) >= 3))
+    if "paper_loop" in figures:
+        f = figures["paper_loop"]
+        out["paper_loop_10x"] = dict(
+            target=">= 10x faster end to end than the paper's per-step loop, PSNR within 0.2 dB",
+            measured=f["speedup"], psnr_difference_db=f["psnr_difference_db"],
+            peak_psnr_difference_db=f["peak_psnr_difference_db"], psnr_compared_over_steps=f["psnr_comparison"]["steps"],
+            met=bool(f["speedup"] >= 10 and abs(f["psnr_difference_db"]) <= 0.2))
+    if "variants" in figures:
+        v = {k: r for k, r in figures["variants"]["variants"].items() if "psnr_difference_db" in r}
+        out["variants_within_0_1_db"] = dict(
+            target="each option's PSNR within 0.1 dB of the default's after the same steps",
+            measured={k: r["psnr_difference_db"] for k, r in v.items()},
+            speedup={k: r["speedup"] for k, r in v.items()},
+            met={k: bool(abs(r["psnr_difference_db"]) <= 0.1) for k, r in v.items()})
+    if "syncs" in figures:
+        f = figures["syncs"]
+        waits = f.get("cuda_waits_per_step", f["syncing_ops_per_step"])
+        out["no_host_waits_between_probes"] = dict(
+            target="no host wait between probes" + ("" if device == "cuda" else
+                                                     " (on a CPU: no operator that would wait on a GPU)"),
+            measured=waits, met=bool(waits == 0))
+    return out
+
+
+SECTION_ORDER = ("probes", "fit", "options", "variants", "batched", "syncs", "paper_loop")
+
+
+def run_section(section: str, figures: dict, z: dict, budget: Budget, args, device: str) -> None:
+    """Measure one section into ``figures`` (``z``: the sizes of :func:`sizes`)."""
+    if section == "probes":
+        figures["probes"] = bench_probes(z["probes"], budget, rounds=15, device=torch.device(device))
+    elif section == "fit":
+        figures["fit"] = bench_fit(z["fit"], budget, args.repeats, z["min_steps"], z["arch"])
+    elif section == "options":
+        # compile runs in a child process with a deadline: its share, or what is left when the
+        # batched section does not follow
+        timeout = None if not args.compile else (
+            min(budget.share("compile"), budget.left() - 0.5 * SHARES["batched"] * budget.total)
+            if args.batched else budget.left() - 60)
+        figures["options"] = bench_options(z["fit"][0], budget, args.repeats, z["arch"], timeout)
+    elif section == "variants":
+        size, arch, steps, names = z["variants"]
+        figures["variants"] = gpu.bench_variants(size, arch, steps, budget.share("variants"), ROOT, names)
+        log(f"variants {size}²: {json.dumps(figures['variants']['variants'])[:2000]}")
+    elif section == "batched":
+        size, ks, arch = z["batched"]
+        figures["batched"] = bench_batched(size, ks, budget, max(2, args.repeats - 1), arch)
+    elif section == "syncs":
+        size, arch, steps = z["syncs"]
+        figures["syncs"] = gpu.bench_syncs(size, arch, steps)
+        log(f"syncs {size}²: {figures['syncs']}")
+    elif section == "paper_loop":
+        size, arch = z["paper_loop"]
+        figures["paper_loop"] = gpu.bench_paper_loop(size, arch, budget.share("paper_loop"))
+        log(f"paper loop {size}²: {figures['paper_loop']}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=840, help="seconds for the whole suite (default 840)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each fit measurement")
-    parser.add_argument("--only", default="probes,fit,options,compile,batched",
-                        help="comma-separated sections to run")
+    parser.add_argument("--only", default=None, help="comma-separated sections to run (default: on a CPU "
+                        f"{SECTIONS['cpu']}; on CUDA {SECTIONS['cuda']})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the suite runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON results")
     parser.add_argument("--compile-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--variant-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.compile_worker:
         compile_worker(args.compile_worker)
         return 0
-    only = set(args.only.split(","))
-    budget = Budget(args.budget)
+    if args.variant_worker:
+        gpu.variant_worker(args.variant_worker)
+        return 0
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # --quick checks every section's code, the GPU's variants too
+    only = set((args.only or SECTIONS[device] + (",variants" if args.quick else "")).split(","))
+    args.compile, args.batched = "compile" in only, "batched" in only
+    if args.compile:
+        only.add("options")
+    budget = Budget(args.budget, {**SHARES, **GPU_SHARES} if device == "cuda" else SHARES)
     started = _dt.datetime.now()
     record = dict(date=started.isoformat(timespec="seconds"), device=device, machine=machine(),
                   torch=torch.__version__, numpy=np.__version__, dipkit=dipkit.__version__,
                   threads=torch.get_num_threads(), load_average_start=load(), budget_s=args.budget,
-                  quick=args.quick, figures={}, targets={}, skipped={})
-    if args.quick:
-        probe_sizes, fit_sizes, arch_fit, arch_batched = [64], [64], dict(channels=16, depth=4, lipschitz=1.4), \
-            dict(channels=8, depth=4, lipschitz=1.4)
-        min_steps, batched_size, ks = {64: 3}, 64, [1, 2]
-    else:
-        probe_sizes, fit_sizes, arch_fit = [256, 512], [128, 256], PAPER
-        arch_batched = dict(channels=dipkit.presets.PROFILES["quick"].channels, depth=5, lipschitz=1.4)
-        min_steps, batched_size, ks = {128: 10, 256: 4}, 128, [1, 4, 8]
-    figures = record["figures"]
-    if "probes" in only:
-        figures["probes"] = bench_probes(probe_sizes, budget, rounds=15)
-        big = figures["probes"][str(probe_sizes[-1])]
-        record["targets"]["probes_20x_at_512"] = dict(
-            target=">= 20x faster than the NumPy/SciPy reference at 512², same values to 1e-4",
-            measured=big["speedup"], measured_1thread=big["speedup_1thread"],
-            met=bool(big["speedup"] >= 20 and big["values_within_1e_4"]))
-    if "fit" in only:
-        figures["fit"] = bench_fit(fit_sizes, budget, args.repeats, min_steps, arch_fit)
-        worst = max(v["overhead_vs_none"]["every 10"] for v in figures["fit"].values())
-        record["targets"]["probe_every_10_under_10pct"] = dict(
-            target="probing every 10 steps costs < 10 % over no probes", measured=worst,
-            from_probe_cost=max(v["overhead_from_probe_cost"]["every 10"] for v in figures["fit"].values()),
-            met=bool(worst < 0.10))
-    if "options" in only or "compile" in only:
-        # compile runs in a child process with a deadline: its share, or what is left when the
-        # batched section does not follow
-        timeout = None if "compile" not in only else (
-            min(budget.share("compile"), budget.left() - 0.5 * SHARES["batched"] * budget.total)
-            if "batched" in only else budget.left() - 60)
-        figures["options"] = bench_options(fit_sizes[0], budget, args.repeats, arch_fit, timeout)
-    if "batched" in only:
-        figures["batched"] = bench_batched(batched_size, ks, budget, max(2, args.repeats - 1), arch_batched)
-    if device == "cpu":
-        reason = "no CUDA device on this machine"
-        record["skipped"] = {"probes on GPU": reason, "fit throughput on GPU (channels_last, compile, bf16 "
-                             "autocast, host syncs)": reason, "batched fitting on GPU": reason,
-                             "section 4 (GPU only)": reason}
-    record["load_average_end"] = load()
-    record["wall_s"] = round(time.perf_counter() - budget.start, 1)
+                  quick=args.quick, sections=sorted(only), figures={}, targets={}, skipped={})
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{device}-{started:%Y-%m-%d}" + ("-quick" if args.quick else "")
     path = args.out / f"{stem}.json"
     if path.exists():
         path = args.out / f"{stem}-{started:%H%M%S}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    if device == "cpu":
+        reason = "no CUDA device on this machine"
+        record["skipped"] = {"the GPU's run (probes, fit at 512², variants with CUDA graphs, K = 8 and 32, "
+                             "CUDA host waits, the paper's loop at 512²)": reason}
+    z = sizes(args.quick, device)
+    figures = record["figures"]
+
+    def save(complete: bool) -> None:  # after every section: a run cut short keeps what it measured
+        record.update(targets=targets(figures, device), complete=complete, load_average_end=load(),
+                      wall_s=round(time.perf_counter() - budget.start, 1))
+        path.write_text(json.dumps(record, indent=1) + "\n")
+
+    for section in SECTION_ORDER:
+        if section in only:
+            run_section(section, figures, z, budget, args, device)
+            save(complete=False)
+    save(complete=True)
     log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} in {record['wall_s']} s")
     return 0
 

@@ -129,7 +129,7 @@ def fit(model: DIPNetwork, observation: torch.Tensor, *, steps: int, lr: float =
         input_noise: float = 0.0, probes: Iterable[str] = ("bands", "ratio"), n_bands: int = 5,
         snapshot_every: Union[None, int, Iterable[int]] = None, progress: bool = True,
         max_backtracks: int = 10, monitor: Optional[dict] = None, channels_last: bool = False,
-        compile: bool = False, autocast=None, callbacks: Sequence = (), checkpoint=None,
+        compile: Union[bool, str] = False, autocast=None, callbacks: Sequence = (), checkpoint=None,
         checkpoint_every: int = 500) -> Run:
     if not isinstance(model, DIPNetwork):
         raise DipkitError("model must be a DIPNetwork from dipkit.decoder, hourglass or convnet")
@@ -160,10 +160,11 @@ fit.__doc__ = f"""Fit ``model`` to ``observation`` with Adam; probe every ``prob
         model is built.
     channels_last : bool
         Keep the network's weights and activations in channels-last memory format.
-    compile : bool
-        Run the network through :func:`torch.compile`; the first step checks its gradients
-        against the plain network's and falls back, with a warning, when they differ.
-        ``Run.config['compile']`` records what happened.
+    compile : bool or str
+        Run the network through :func:`torch.compile` (True: its default mode; or a mode by
+        name: ``'reduce-overhead'`` replays the network as CUDA graphs on a GPU); the first step
+        checks its gradients against the plain network's and falls back, with a warning, when
+        they differ. ``Run.config['compile']`` records what happened.
     autocast : {{None, 'bf16', 'fp16'}} or torch.dtype
         Run the network under :func:`torch.autocast` (probes, loss and Adam stay float32).
 {_PARAMETERS}

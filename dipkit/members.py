@@ -38,6 +38,9 @@ __all__ = ["member_models", "LoopMembers", "VmapMembers", "AUTOCAST"]
 
 _CONSTRUCTORS = {"decoder": decoder, "convnet": convnet, "hourglass": hourglass}
 
+#: Accepted values of ``compile``: off, on (torch.compile's default mode), or a mode by name.
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 #: Accepted values of ``autocast`` and the dtype each means.
 AUTOCAST = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
             "float16": torch.float16, torch.bfloat16: torch.bfloat16, torch.float16: torch.float16}
@@ -93,33 +96,40 @@ class _Network:
 
     A compiled network's first step is checked against the plain network's gradients; if
     compiling fails or they differ (as with torch 2.13 on the CPU for the paper's decoder), it
-    warns and runs uncompiled. ``status`` says what happened.
+    warns and runs uncompiled. ``status`` says what happened. ``compile='reduce-overhead'``
+    replays the network as CUDA graphs on a GPU: each step is marked as a new graph step and its
+    output copied out of the graph's memory, which the next replay overwrites.
     """
 
-    def __init__(self, model: DIPNetwork, channels_last: bool, compile: bool, dtype) -> None:
+    def __init__(self, model: DIPNetwork, channels_last: bool, compile, dtype) -> None:
         self.model, self.dtype, self.net = model, dtype, model
-        self.status = "off"
+        self.status, self.graphs = "off", compile == "reduce-overhead"
         if channels_last:
             model.to(memory_format=torch.channels_last)
         if compile:
+            mode = None if compile is True else compile
             try:
-                self.net, self.status = torch.compile(model), "on"
+                self.net, self.status = torch.compile(model, mode=mode), "on" if mode is None else f"on ({mode})"
             except Exception as error:  # e.g. no compiler backend for this platform
                 self._fall_back(error)
         self.checked = not compile
 
     def _fall_back(self, error: Exception) -> None:
-        self.net = self.model
+        self.net, self.graphs = self.model, False
         self.status = f"failed, ran uncompiled: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
         warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); dipkit.fit goes on "
                       f"without compile=True", RuntimeWarning, stacklevel=6)
 
     def _forward(self, z: torch.Tensor, net) -> torch.Tensor:
+        graphs = self.graphs and net is not self.model
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         if self.dtype is None:
-            return net(z)
-        with torch.autocast(device_type=z.device.type, dtype=self.dtype):
             out = net(z)
-        return out.float()
+        else:
+            with torch.autocast(device_type=z.device.type, dtype=self.dtype):
+                out = net(z).float()
+        return out.clone() if graphs else out
 
     def forward_backward(self, z: torch.Tensor, loss_of):
         """The output and the loss after ``loss.backward()``."""
@@ -153,8 +163,8 @@ class _Network:
         return out, loss
 
     def config(self) -> str:
-        return ("on (first-step gradients checked against the uncompiled network)"
-                if self.status == "on" else self.status)
+        return (f"{self.status} (first-step gradients checked against the uncompiled network)"
+                if self.status.startswith("on") else self.status)
 
 
 def _gradient_mismatch(grads: list, reference: list) -> float:
@@ -167,6 +177,12 @@ def _gradient_mismatch(grads: list, reference: list) -> float:
         if g is not None:
             worst = max(worst, float((g - ref).abs().max()))
     return worst / scale if scale > 0 else worst
+
+
+def _check_compile(compile) -> None:
+    if not any(compile is c or (isinstance(c, str) and compile == c) for c in COMPILE_MODES):
+        raise DipkitError(f"compile must be False, True or a torch.compile mode "
+                          f"({', '.join(repr(m) for m in COMPILE_MODES[2:])}), got {compile!r}")
 
 
 def _autocast_dtype(autocast):
@@ -193,6 +209,7 @@ class LoopMembers:
                  input_noise: float = 0.0, channels_last: bool = False, compile: bool = False,
                  autocast=None):
         dtype = _autocast_dtype(autocast)
+        _check_compile(compile)
         self.members = list(members)
         self.networks = [_Network(m, channels_last, compile, dtype) for m in self.members]
         self.codes = _Codes(codes, seeds, input_noise)

@@ -83,9 +83,17 @@ def test_sweep_pieces_go_to_the_store_under_out(dry_run):
 
 def test_suite_result_and_summary(dry_run):
     _, out = dry_run
-    suites = [name for name in _archive(out) if name.startswith("suite/") and name.endswith(".json")]
+    files = _archive(out)
+    suites = [name for name in files if name.startswith("suite/") and name.endswith(".json")]
     assert len(suites) == 1
+    suite = json.loads(files[suites[0]])
+    # every section of the GPU's run, at toy sizes on the CPU, and the targets
+    assert suite["complete"] and suite["device"] == "cpu"
+    assert {"probes", "fit", "variants", "batched", "syncs", "paper_loop"} <= set(suite["figures"])
+    assert {"paper_loop_10x", "variants_within_0_1_db", "no_host_waits_between_probes"} <= set(suite["targets"])
+    assert suite["figures"]["syncs"]["syncing_ops_per_step"] == 0
     summary = (out / "summary.txt").read_text()
+    assert "no_host_waits_between_probes: " in summary
     for name in SETS:
         assert f"{name}: 4 rows" in summary
     assert "store/quick/lipschitz.jsonl: 2 records" in summary

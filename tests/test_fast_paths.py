@@ -105,3 +105,23 @@ def test_a_correct_compile_is_kept(denoising, monkeypatch):
     run = short_fit(denoising, compile=True)
     assert run.config["compile"].startswith("on")
     torch.testing.assert_close(run.final, short_fit(denoising).final, rtol=0, atol=0)
+
+
+def test_compile_modes(denoising, monkeypatch):
+    """A mode by name reaches torch.compile; 'reduce-overhead' marks each step as a new CUDA-graph
+    step (its outputs are copied out before the next replay) and fits as the plain network."""
+    modes, marks = [], []
+
+    def fake_compile(model, *args, mode=None, **kwargs):
+        modes.append(mode)
+        return lambda z: model(z)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    run = short_fit(denoising, compile="reduce-overhead")
+    assert modes == ["reduce-overhead"] and run.config["compile"].startswith("on (reduce-overhead)")
+    assert len(marks) == run.steps_run  # the first step's check runs the compiled network once too
+    torch.testing.assert_close(run.final, short_fit(denoising).final, rtol=0, atol=0)
+    assert short_fit(denoising, compile=True).config["compile"].startswith("on (first-step")
+    with pytest.raises(DipkitError, match="compile must be"):
+        short_fit(denoising, compile="fastest")
