@@ -33,13 +33,14 @@
 # 2 folders deep: the live layout above stays within both, so a run cut short still returns what
 # it wrote).
 #
-# Before the device call, once, in the repository root here (the images and the two wheels that
-# the device's python3 lacks: dipkit imports pooch, which needs platformdirs):
-#   grep -qxF /.data/ .git/info/exclude || echo /.data/ >> .git/info/exclude; mkdir -p .data && cp -r ../shared/data/{set9,classic5,bernoulli11} .data/ && chmod -R u+w .data && python3 -m pip download -q --no-deps --only-binary=:all: -d .whl pooch==1.9.0 platformdirs==4.14.9
+# Before the device call, once, in the repository root here (the images, and wheels of what the
+# device's python3 3.12 lacks of dipkit's requirements: pooch and platformdirs, which dipkit
+# imports; PyWavelets for a noise estimate and pypng for 16-bit PNGs, imported when used):
+#   grep -qxF /.data/ .git/info/exclude || echo /.data/ >> .git/info/exclude; mkdir -p .data && cp -r ../shared/data/{set9,classic5,bernoulli11} .data/ && chmod -R u+w .data && python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl pooch==1.9.0 platformdirs==4.14.9 PyWavelets==1.8.0 pypng==0.20220715.0
 # (.whl/ is ignored by .gitignore, .data/ through .git/info/exclude only: the images are never
 # committed.) The device call:
 #   run(command="bash benchmarks/device.sh", carry=[".data", ".whl"], timeout_s=600)
-# The script installs the wheels into a temporary folder on PYTHONPATH when pooch is missing.
+# The script installs into a temporary folder on PYTHONPATH the wheels of the modules missing there.
 # Afterwards: store/full/lipschitz.jsonl's lines belong in dipkit/results/full/lipschitz.jsonl
 # (the store appends; the last record of a setting wins).
 #
@@ -196,20 +197,28 @@ log "device run: $( ((DRY)) && echo "DRY RUN (cpu, toy sizes)" || echo "GPU")," 
     "commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 
 # ---- 0. the interpreter, dipkit, the GPU ----------------------------------------------------
-if ! "$PY" -c "import pooch" >/dev/null 2>&1; then
-    wheels=()
-    for name in pooch platformdirs; do
-        for w in "$ROOT"/.whl/"$name"-*.whl; do
-            if [[ -e $w ]]; then wheels+=("$w"); fi
-        done
+wheels=() missing=()
+for pair in pooch:pooch platformdirs:platformdirs pywt:pywavelets png:pypng; do  # module:wheel
+    module=${pair%%:*} wheel=${pair##*:}
+    if "$PY" -c "import $module" >/dev/null 2>&1; then continue; fi
+    found=0
+    for w in "$ROOT"/.whl/*.whl; do
+        name=${w##*/}
+        if [[ -e $w && ${name,,} == "$wheel"-* ]]; then wheels+=("$w") found=1; fi
     done
-    if ((${#wheels[@]})) && "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    if ((!found)); then missing+=("$module"); fi
+done
+if ((${#wheels[@]})); then
+    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --target "$WORK/site" "${wheels[@]}" >>"$OUTPUT_LOG" 2>&1; then
         export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
         log "installed $(printf '%s ' "${wheels[@]##*/}")into $WORK/site"
     else
-        log "pooch is missing and no wheels of it are in .whl/ (see this script's header)"
+        log "installing the wheels in .whl/ failed (output.log)"
     fi
+fi
+if ((${#missing[@]})); then
+    log "missing here, and no wheel of it in .whl/: ${missing[*]} (see this script's header)"
 fi
 if ! info=$("$PY" - 2>>"$OUTPUT_LOG" <<'PY'
 import torch, dipkit

@@ -8,6 +8,7 @@ given.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -102,9 +103,19 @@ def _batched(r: dict, b: dict) -> list:
     return lines
 
 
+def _network(text: str) -> str:
+    """"decoder {'channels': 128, 'depth': 5, 'lipschitz': 1.4}" → "decoder, 128 ch., depth 5, λ = 1.4"."""
+    kind, _, arch = text.partition(" ")
+    try:
+        a = ast.literal_eval(arch)
+    except (ValueError, SyntaxError):
+        return text
+    return f"{kind}, {a.get('channels')} ch., depth {a.get('depth')}, λ = {a.get('lipschitz')}"
+
+
 def _paper_loop(r: dict, p: dict) -> list:
     c = p["psnr_comparison"]
-    return [f"| {p['image'].split(',')[0]}, {p['network']} | ms/step | 10 000 steps | PSNR after {p['steps']} steps |",
+    return [f"| {p['image'].split(',')[0]}, {_network(p['network'])} | ms/step | 10 000 steps | PSNR after {p['steps']} steps |",
             "| --- | --- | --- | --- |",
             f"| the paper's loop (exact SVD, NumPy probes, host copies, every step) | {p['paper_loop']['ms_per_step']:.1f} "
             f"| {p['paper_loop_10000_steps_s']:.0f} s | {p['paper_loop']['psnr']:.2f} dB |",
