@@ -39,7 +39,7 @@ from dipkit.degradations import GaussianNoise
 from dipkit.fit import default_device
 from dipkit.presets import PAPER
 from dipkit.stopping import RatioRule
-from host_reads import HostReads, adam_step_counts
+from host_reads import WatchSteps
 from reference_probes import blur_reference, fbc_reference, gray_reference, sharpness_reference
 
 __all__ = ["bench_syncs", "bench_paper_loop", "bench_variants", "variant_worker"]
@@ -73,22 +73,6 @@ class StepClock(Callback):
     def on_end(self, engine):  # the engine synchronises the device before on_end
         if self.start is not None:
             self.seconds = time.perf_counter() - self.start
-
-
-class _CountHostReads(Callback):
-    """A HostReads over steps 2 .. steps − 1 (the probe is at the last step)."""
-
-    def __init__(self, steps: int):
-        self.steps, self.watch = steps, None
-
-    def on_step(self, engine):
-        if engine.step == 1:
-            members = engine.members
-            optimizers = getattr(members, "optimizers", None) or [members.optimizer]
-            self.watch = HostReads(adam_step_counts(optimizers))
-            self.watch.__enter__()
-        elif engine.step == self.steps - 1:
-            self.watch.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -126,12 +110,12 @@ def bench_syncs(size: int, arch: dict, steps: int = 10) -> dict:
                           callbacks=list(callbacks), **kw)
 
     one(2)  # warm-up
-    counter = _CountHostReads(steps)
+    counter = WatchSteps(steps - 1)  # the probe is at the last step
     # the norm a GPU computes, on any device (the CPU's exact solver would wait on a GPU)
     squaring = dipkit.layers.spectral_norm
     with _spectral_norm(lambda w: squaring(w, "squaring")):
         one(steps, [counter])
-    ops = Counter(counter.watch.found)
+    ops = Counter(counter.found)
     out = dict(image=f"astronaut {size}x{size}", network=f"decoder {arch}", device=str(device),
                spectral_norm="squaring (the GPU's default; forced on a CPU for this count)",
                syncing_ops_per_step=round(sum(ops.values()) / (steps - 2), 3), syncing_ops=dict(ops))

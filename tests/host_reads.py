@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from dipkit.callbacks import Callback
+
 #: aten operators (overload packets) that wait for a CUDA device: ``.item()``/``float()``/``bool()``,
 #: data-dependent output shapes, comparisons to a Python bool, and the linear-algebra solvers
 #: whose status is checked on the host.
@@ -56,3 +58,27 @@ class HostReads(TorchDispatchMode):
                                     and args[0].data_ptr() in self.host_scalars):
             self.found.append(name)
         return func(*args, **(kwargs or {}))
+
+
+class WatchSteps(Callback):
+    """A fit callback: a :class:`HostReads` from the end of step 1 to the end of step ``last``
+    (with the fit's only probe at a later step, the loop between probes). ``found`` after the fit;
+    ``per_step(engine)``, if given, runs at every step inside the watch (a control)."""
+
+    def __init__(self, last: int, per_step=None):
+        self.last, self.per_step, self.watch = last, per_step, None
+
+    @property
+    def found(self) -> list:
+        return self.watch.found
+
+    def on_step(self, engine):
+        if self.per_step is not None:
+            self.per_step(engine)
+        if engine.step == 1:
+            members = engine.members
+            optimizers = getattr(members, "optimizers", None) or [members.optimizer]
+            self.watch = HostReads(adam_step_counts(optimizers))
+            self.watch.__enter__()
+        elif engine.step == self.last:
+            self.watch.__exit__(None, None, None)

@@ -14,30 +14,16 @@ import torch
 
 import dipkit
 import dipkit.layers
-from dipkit.callbacks import Callback
 from dipkit.degradations import GaussianNoise, Inpainting, bernoulli_mask
 from dipkit.stopping import RatioRule
-from host_reads import HostReads, adam_step_counts
+from host_reads import WatchSteps
 
 STEPS = 10  # one probe, at the last step: steps 2..9 are watched
 
 
-class WatchBetweenProbes(Callback):
-    """Enters a HostReads after step 1's callbacks and leaves it after step STEPS − 1's."""
-
-    def __init__(self, per_step=None):
-        self.watch, self.per_step = None, per_step
-
-    def on_step(self, engine):
-        if self.per_step is not None:
-            self.per_step(engine)
-        if engine.step == 1:
-            members = engine.members
-            optimizers = getattr(members, "optimizers", None) or [members.optimizer]
-            self.watch = HostReads(adam_step_counts(optimizers))
-            self.watch.__enter__()
-        elif engine.step == STEPS - 1:
-            self.watch.__exit__(None, None, None)
+def WatchBetweenProbes(per_step=None):
+    """Watches steps 2 .. STEPS − 1 (the fit's only probe is at step STEPS)."""
+    return WatchSteps(STEPS - 1, per_step)
 
 
 @pytest.fixture
@@ -62,7 +48,7 @@ def _fit(watch, **options):
     clean, y = _denoising()
     dipkit.fit(_paper_net(), y, steps=STEPS, probe_every=STEPS, clean=clean, progress=False,
                callbacks=[watch], **options)
-    return watch.watch.found
+    return watch.found
 
 
 def test_the_watcher_sees_host_reads():
@@ -86,4 +72,4 @@ def test_fit_many_on_inpainting_reads_nothing_between_probes(gpu_spectral_norm, 
     dipkit.fit_many(_paper_net(), op.observe(clean), seeds=[0, 1], steps=STEPS, probe_every=STEPS,
                     clean=clean, method=method, stop=RatioRule(), input_noise=1 / 30,
                     progress=False, callbacks=[watch])
-    assert watch.watch.found == []
+    assert watch.found == []
