@@ -21,7 +21,7 @@ from torch import nn
 from .errors import DipkitError, ShapeError
 from .layers import GaussianUpsample, LipschitzConv2d, MeanOnlyNorm, spectral_norm
 
-__all__ = ["DIPNetwork", "decoder", "hourglass", "convnet", "make_code", "INPUT_CODES", "UPSAMPLERS"]
+__all__ = ["DIPNetwork", "decoder", "hourglass", "convnet", "make_code", "EagerBilinearUpsample", "INPUT_CODES", "UPSAMPLERS"]
 
 INPUT_CODES = ("fourier", "noise", "meshgrid")
 UPSAMPLERS = ("bilinear", "nearest", "gaussian", "deconv")
@@ -155,10 +155,37 @@ def _conv_block(c_in: int, c_out: int, lipschitz: Optional[float], act: nn.Modul
             MeanOnlyNorm(c_out), act]
 
 
+class EagerBilinearUpsample(nn.Upsample):
+    """×2 bilinear upsampling (``nn.Upsample``, ``align_corners=False``) that ``torch.compile``
+    leaves uncompiled: a graph break at each upsampler; eager results are unchanged.
+
+    Inductor (torch 2.13 on the CPU) returns wrong input gradients for the decoder's up-block
+    pattern: mean subtraction → ReLU or leaky ReLU → bilinear ×2 → 3×3 convolution (relative
+    error about 1 on a (1, 8, 8, 8) input; each piece alone, or nearest upsampling, is right).
+    ``fit(compile=True)`` would catch it at the first step and run uncompiled; with the
+    upsamplers left out of the graphs the compiled network's gradients match.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, 2H, 2W)
+    """
+
+    def __init__(self):
+        super().__init__(scale_factor=2, mode="bilinear", align_corners=False)
+
+    @torch.compiler.disable
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
+
+def _upsample2x(kind: str) -> nn.Module:
+    """The fixed ×2 upsampler of a network: bilinear (:class:`EagerBilinearUpsample`) or nearest."""
+    return EagerBilinearUpsample() if kind == "bilinear" else nn.Upsample(scale_factor=2, mode=kind)
+
+
 def _upsampler(kind: str, channels: int, sigma: float, lipschitz: Optional[float]) -> list[nn.Module]:
     if kind in ("bilinear", "nearest"):
-        extra = {"align_corners": False} if kind == "bilinear" else {}
-        return [nn.Upsample(scale_factor=2, mode=kind, **extra)]
+        return [_upsample2x(kind)]
     if kind == "gaussian":
         return [GaussianUpsample(channels, sigma)]
     if kind == "deconv":
@@ -309,8 +336,7 @@ def hourglass(out_channels: int = 3, channels: int = 128, depth: int = 5, upsamp
         deeper = conv(c_in, channels, 3, stride=2) + bn_act(channels) + conv(channels, channels, 3) + bn_act(channels)
         if i < depth - 1:
             deeper += scale(i + 1, channels)
-        up_extra = {"align_corners": False} if upsample == "bilinear" else {}
-        deeper += [nn.Upsample(scale_factor=2, mode=upsample, **up_extra)]
+        deeper += [_upsample2x(upsample)]
         skip = conv(c_in, skip_channels, 1) + bn_act(skip_channels)
         return ([_Concat(nn.Sequential(*skip), nn.Sequential(*deeper)), nn.BatchNorm2d(skip_channels + channels)]
                 + conv(skip_channels + channels, channels, 3) + bn_act(channels)

@@ -125,3 +125,15 @@ def test_compile_modes(denoising, monkeypatch):
     assert short_fit(denoising, compile=True).config["compile"].startswith("on (first-step")
     with pytest.raises(DipkitError, match="compile must be"):
         short_fit(denoising, compile="fastest")
+
+
+def test_a_real_compile_keeps_the_decoders_gradients(denoising):
+    """torch.compile itself (not a fake): the first-step check passes for the paper's decoder,
+    whose bilinear upsamplers stay uncompiled (models.EagerBilinearUpsample), and the fit
+    matches the plain one. Skipped where compiling is impossible (no C++ compiler)."""
+    run = short_fit(denoising, compile=True)
+    status = run.config["compile"]
+    if status.startswith("failed") and "gradients differ" not in status:
+        pytest.skip(f"torch.compile cannot run here: {status}")
+    assert status.startswith("on"), status
+    np.testing.assert_allclose(run.history.psnr, short_fit(denoising).history.psnr, atol=0.01)
