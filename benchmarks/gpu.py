@@ -42,10 +42,12 @@ from dipkit.stopping import RatioRule
 from host_reads import WatchSteps
 from reference_probes import blur_reference, fbc_reference, gray_reference, sharpness_reference
 
-__all__ = ["bench_syncs", "bench_paper_loop", "bench_variants", "variant_worker"]
+__all__ = ["bench_syncs", "bench_paper_loop", "bench_variants", "variant_worker", "variant_in_subprocess",
+           "denoising_task", "sync"]
 
 
-def _task(size: int):
+def denoising_task(size: int):
+    """The suite's image: astronaut at ``size``² and its noisy version (σ = 25/255, seed 0)."""
     clean = dipkit.images.sample("astronaut", size=size)
     return clean, GaussianNoise(25 / 255).observe(clean, seed=0)
 
@@ -54,7 +56,8 @@ def _device() -> torch.device:
     return default_device()
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a CUDA device; nothing to wait for elsewhere)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -67,7 +70,7 @@ class StepClock(Callback):
 
     def on_step(self, engine):
         if engine.step == self.warm:
-            _sync(engine.device)
+            sync(engine.device)
             self.start = time.perf_counter()
 
     def on_end(self, engine):  # the engine synchronises the device before on_end
@@ -99,7 +102,7 @@ def _exact_svd():
 def bench_syncs(size: int, arch: dict, steps: int = 10) -> dict:
     """Host waits per step between probes, with the paper's denoising settings (λ, backtracking,
     the paper's rule watching). ``steps`` and ``2 * steps`` must divide the rule's 100-step window."""
-    clean, y = _task(size)
+    clean, y = denoising_task(size)
     device = _device()
     kw = dict(PAPER["denoise"].fit_kwargs(), clean=clean, progress=False, stop=None,
               monitor={"paper": RatioRule()})
@@ -156,7 +159,7 @@ def paper_style_fit(arch: dict, y: torch.Tensor, clean: torch.Tensor, steps: int
     y_gray = gray_reference(y_np)
     opt = torch.optim.Adam(model.parameters(), lr=preset.lr)
     saved, last_psnr, out_np = None, None, None
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     with _exact_svd():
         for _ in range(steps):
@@ -186,7 +189,7 @@ def _timed_fit(arch: dict, y, clean, steps: int, device, **overrides):
     kw = dict(PAPER["denoise"].fit_kwargs(), clean=clean, progress=False, stop=None,
               monitor={"paper": RatioRule()})
     kw.update(steps=steps, probe_every=10 if steps % 10 == 0 else 1, **overrides)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     run = dipkit.fit(dipkit.decoder(**arch, seed=0), y, **kw)
     return run, time.perf_counter() - start
@@ -201,7 +204,7 @@ def bench_paper_loop(size: int, arch: dict, seconds: float, min_steps: int = 3) 
     allows): dipkit's, and dipkit's with the paper's exact SVD in every layer, which is the
     paper loop's arithmetic (its host metrics do not change the fit; checked: after n steps
     the two agree to the rounding of the SVD)."""
-    clean, y = _task(size)
+    clean, y = denoising_task(size)
     device = _device()
     deadline = time.perf_counter() + seconds
     probe = paper_style_fit(arch, y, clean, 2, device)  # warm-up, and the cost of a step
@@ -250,7 +253,7 @@ COMPILED = ("compile", "compile reduce-overhead")
 
 
 def _variant_fit(size: int, arch: dict, steps: int, warm: int, options: dict) -> dict:
-    clean, y = _task(size)
+    clean, y = denoising_task(size)
     clock = StepClock(warm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -271,7 +274,7 @@ def variant_worker(spec: str) -> None:
                                   VARIANTS[spec["variant"]])))
 
 
-def _variant_in_subprocess(spec: dict, timeout: float, root) -> dict:
+def variant_in_subprocess(spec: dict, timeout: float, root) -> dict:
     if timeout < 20:
         return dict(status="skipped: no time left in the budget")
     cmd = [sys.executable, "-m", "benchmarks.run", "--variant-worker", json.dumps(spec),
@@ -297,7 +300,7 @@ def bench_variants(size: int, arch: dict, steps: int, seconds: float, root, vari
         spec = dict(size=size, arch=arch, steps=steps, warm=warm, variant=name)
         if name in COMPILED:
             left = [v for v in variants if v in COMPILED and v not in results]
-            results[name] = _variant_in_subprocess(spec, (deadline - time.perf_counter()) / len(left), root)
+            results[name] = variant_in_subprocess(spec, (deadline - time.perf_counter()) / len(left), root)
         else:
             results[name] = dict(status="measured", **_variant_fit(size, arch, steps, warm, VARIANTS[name]))
     base = results["default"]

@@ -36,7 +36,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,7 +49,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import dipkit  # noqa: E402
 from dipkit.batched import member_models  # noqa: E402
-from dipkit.degradations import GaussianNoise  # noqa: E402
 from dipkit.metrics import psnr  # noqa: E402
 from dipkit.sharpness import blur_sharpness_ratio, blurriness, sharpness  # noqa: E402
 from dipkit.spectral import BandCorrespondence, band_correspondence  # noqa: E402
@@ -135,10 +133,8 @@ def bench_probes(sizes, budget: Budget, rounds: int, device=torch.device("cpu"))
     """dipkit's probes on ``device`` (the NumPy reference on the host)."""
     results = {}
     seconds = budget.share("probes") / len(sizes)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for size in sizes:
-        clean = dipkit.images.sample("astronaut", size=size)
-        obs = GaussianNoise(25 / 255).observe(clean, seed=0)
+        clean, obs = gpu.denoising_task(size)
         out = clean  # the "network output" being probed
         out_d, obs_d = out.to(device), obs.to(device)
         fbc = BandCorrespondence(obs_d)
@@ -155,17 +151,17 @@ def bench_probes(sizes, budget: Budget, rounds: int, device=torch.device("cpu"))
 
         def in_fit():  # what dipkit.fit computes at a probe (the observation's spectrum made once)
             values = fbc(out_d), blur_sharpness_ratio(out_d)
-            sync()
+            gpu.sync(device)
             return values
 
         def standalone():
             values = band_correspondence(out_d, obs_d), blur_sharpness_ratio(out_d)
-            sync()
+            gpu.sync(device)
             return values
 
         def batched8():
             values = fbc(batch8), blur_sharpness_ratio(batch8)
-            sync()
+            gpu.sync(device)
             return values
 
         for fn in (reference, paper_code, in_fit, standalone):
@@ -221,11 +217,6 @@ def bench_probes(sizes, budget: Budget, rounds: int, device=torch.device("cpu"))
 PAPER = dict(channels=128, depth=5, lipschitz=1.4)
 
 
-def _task(size: int):
-    clean = dipkit.images.sample("astronaut", size=size)
-    return clean, GaussianNoise(25 / 255).observe(clean, seed=0)
-
-
 def _probe_cost(out, clean, obs, repeats: int) -> float:
     """Seconds of the work fit does at one probe (PSNRs, best output, FBC, ratio), measured alone."""
     fbc = BandCorrespondence(obs)
@@ -247,7 +238,7 @@ def bench_fit(sizes, budget: Budget, repeats: int, min_steps: dict, arch: dict) 
     weights = {s: s * s for s in sizes}
     for size in sizes:
         share = seconds * weights[size] / sum(weights.values())
-        clean, obs = _task(size)
+        clean, obs = gpu.denoising_task(size)
         model = dipkit.decoder(**arch, seed=0)
         configs = {
             "none": lambda n: dict(probes=(), probe_every=n, clean=None),
@@ -286,7 +277,7 @@ def bench_fit(sizes, budget: Budget, repeats: int, min_steps: dict, arch: dict) 
 
 def bench_options(size: int, budget: Budget, repeats: int, arch: dict, compile_timeout) -> dict:
     """channels_last (and compile, in a subprocess with a deadline) against the default, at size²."""
-    clean, obs = _task(size)
+    clean, obs = gpu.denoising_task(size)
     share = budget.share("options")
 
     def one(**options):
@@ -323,38 +314,15 @@ def bench_options(size: int, budget: Budget, repeats: int, arch: dict, compile_t
 
 
 def _compile_in_subprocess(size: int, steps: int, arch: dict, timeout: float) -> dict:
+    """``fit(compile=True)`` in a child process with a deadline (the variants' worker)."""
     if timeout < 60:
         return dict(status="skipped: no time left in the budget")
-    cmd = [sys.executable, "-m", "benchmarks.run", "--compile-worker", json.dumps(dict(size=size, steps=steps, arch=arch)),
-           "--threads", str(torch.get_num_threads())]
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return dict(status=f"timed out: still compiling after {timeout:.0f} s (the budget's share); "
-                           f"not measured", seconds=round(time.perf_counter() - start, 1))
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode or not lines:
-        return dict(status=f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:] }")
-    return json.loads(lines[-1])
-
-
-def compile_worker(spec: str) -> None:
-    """Child process: one fit with compile=True; prints a JSON line."""
-    import warnings
-
-    spec = json.loads(spec)
-    clean, obs = _task(spec["size"])
-    model = dipkit.decoder(**spec["arch"], seed=0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        run = dipkit.fit(model, obs, steps=spec["steps"], probe_every=1, probes=(), clean=clean,
-                         progress=False, compile=True)
-    gaps = np.diff(np.concatenate([[0.0], run.history.time]))
-    print(json.dumps(dict(status=run.config["compile"], warm_up_s=round(float(gaps[0]), 1),
-                          ms_per_step=round(1e3 * float(np.median(gaps[1:])), 2),
-                          psnr_after=round(float(run.history.psnr[-1]), 4),
-                          warnings=sorted({str(w.message)[:300] for w in caught}))))
+    r = gpu.variant_in_subprocess(dict(size=size, arch=arch, steps=steps + 1, warm=1, variant="compile"),
+                                  timeout, ROOT)
+    if r["status"] != "measured":
+        return dict(status=r["status"])
+    return dict(status=r["config"]["compile"], warm_up_s=r["warm_up_s"], ms_per_step=r["ms_per_step"],
+                psnr_after=r["psnr"], warnings=r["warnings"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +331,7 @@ def compile_worker(spec: str) -> None:
 
 
 def bench_batched(size: int, ks, budget: Budget, repeats: int, arch: dict) -> dict:
-    clean, obs = _task(size)
+    clean, obs = gpu.denoising_task(size)
     share = budget.share("batched")
     kw = dict(probe_every=10, clean=clean, progress=False)
     # a step's cost from two fits (their difference leaves out the first steps' one-off costs)
@@ -517,14 +485,10 @@ def main(argv=None) -> int:
                         f"{SECTIONS['cpu']}; on CUDA {SECTIONS['cuda']})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the suite runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON results")
-    parser.add_argument("--compile-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.compile_worker:
-        compile_worker(args.compile_worker)
-        return 0
     if args.variant_worker:
         gpu.variant_worker(args.variant_worker)
         return 0

@@ -7,10 +7,8 @@ uses (``method='squaring'``): the CPU's exact solver would wait on a GPU, which 
 shows the watcher sees.
 """
 
-import functools
 
 import pytest
-import torch
 
 import dipkit
 import dipkit.layers
